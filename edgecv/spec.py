@@ -1,0 +1,114 @@
+"""ModelSpec: everything an app needs to feed a model, serialised as JSON inside every artefact.
+
+Torch-free: the predictor, eval and bench read it from model files on machines without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from edgecv.errors import ModelError
+
+LAYOUTS = ("NCHW", "NHWC")
+DTYPES = ("float32", "uint8")
+COLORS = {"L": 1, "RGB": 3}
+
+
+@dataclass
+class ModelSpec:
+    """Preprocessing and provenance facts that travel with a model.
+
+    A pixel ``p`` (0..255) reaches the network as ``(p * scale - mean[c]) / std[c]``, resized to
+    ``input_shape`` with ``interpolation`` after conversion to ``color``.
+    """
+
+    labels: list[str]
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    mean: list[float]
+    std: list[float]
+    color: str = "L"  # Pillow mode the image is converted to: "L" or "RGB"
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    scale: float = 1.0 / 255.0
+    interpolation: str = "bilinear"  # Pillow resample used for the training data
+    arch: str = ""
+    dataset: str = ""
+    edgecv_version: str = ""
+    source_sha256: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        self.labels = [str(label) for label in self.labels]
+        self.mean = [float(v) for v in self.mean]
+        self.std = [float(v) for v in self.std]
+        self.validate()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def channels(self) -> int:
+        return self.input_shape[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W)."""
+        return self.input_shape[1], self.input_shape[2]
+
+    def validate(self) -> None:
+        """Raise :class:`ModelError` naming the first inconsistent field."""
+        if not self.labels:
+            raise ModelError("model spec has no labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise ModelError("model spec has duplicate labels")
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ModelError(f"model spec input_shape must be (C, H, W), got {self.input_shape}")
+        if self.color not in COLORS:
+            raise ModelError(f"model spec color must be one of {sorted(COLORS)}, got {self.color!r}")
+        if COLORS[self.color] != self.channels:
+            raise ModelError(
+                f"model spec color {self.color!r} does not match {self.channels} input channels"
+            )
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ModelError("model spec mean/std need one value per input channel")
+        if min(self.std) <= 0:
+            raise ModelError("model spec std values must be positive")
+        if self.layout not in LAYOUTS:
+            raise ModelError(f"model spec layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.dtype not in DTYPES:
+            raise ModelError(f"model spec dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Build from a dict, ignoring keys written by newer versions."""
+        if not isinstance(data, dict):
+            raise ModelError("model spec must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        missing = [k for k in ("labels", "input_shape", "mean", "std") if k not in data]
+        if missing:
+            raise ModelError(f"model spec lacks {', '.join(missing)}")
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"model spec is malformed: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"model spec is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
