@@ -1,0 +1,133 @@
+"""Fixtures that write small data sets in the real on-disk formats, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) in the IDX format MNIST ships in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    magic = 0x0800 | array.ndim
+    with open(path, "wb") as fh:
+        fh.write(struct.pack(">I", magic))
+        fh.write(struct.pack(f">{array.ndim}I", *array.shape))
+        fh.write(array.astype(np.uint8).tobytes())
+
+
+def make_mnist_like(root: Path, folder: str, n_train: int = 60, n_test: int = 20, seed: int = 0):
+    """Tiny MNIST-format files: class k images have a bright row band at row 2k+4."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 10
+        x = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(y):
+            x[i, 2 * label + 4 : 2 * label + 6, 4:24] = 255
+        write_idx(root / folder / "raw" / f"{prefix}-images-idx3-ubyte", x)
+        write_idx(root / folder / "raw" / f"{prefix}-labels-idx1-ubyte", y.astype(np.uint8))
+        arrays[prefix] = (x, y)
+    return arrays
+
+
+def make_cifar10(root: Path, per_batch: int = 10, n_test: int = 20, seed: int = 0):
+    """Tiny CIFAR-10 python-format batches (pickled dicts of uint8 rows, as the release ships)."""
+    rng = np.random.default_rng(seed)
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True, exist_ok=True)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    written = {}
+    files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(files):
+        n = n_test if name == "test_batch" else per_batch
+        labels = [(j + i) % 10 for j in range(n)]
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        with open(base / name, "wb") as fh:
+            pickle.dump({"batch_label": name, "labels": labels, "data": data}, fh)
+        written[name] = (data, labels)
+    with open(base / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": names, "num_cases_per_batch": per_batch}, fh)
+    return written, names
+
+
+def make_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int = 10, size=(20, 14),
+                      mode: str = "RGB", seed: int = 0) -> Path:
+    """PNG files, one sub-folder per class; each class has its own dominant colour/brightness."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.zeros((size[1], size[0], 3), np.uint8)
+            base[..., k % 3] = 200
+            noise = rng.integers(0, 50, size=base.shape, dtype=np.uint8)
+            Image.fromarray(base + noise).convert(mode).save(folder / f"{name}_{i}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECV_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["COLUMNS"] = "200"
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, check: bool = False):
+    """Run ``python -m edgecv ARGS`` in a subprocess, as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "edgecv", *map(str, args)], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"edgecv {' '.join(map(str, args))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def assert_user_error(proc, *fragments: str, code: int = 2) -> None:
+    """One line on stderr naming the problem, the given exit code, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+class Invoked:
+    """The result of an in-process CLI call, shaped like ``subprocess.CompletedProcess``."""
+
+    def __init__(self, result) -> None:
+        self.returncode = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+
+
+def invoke(*args, cwd: Path | None = None) -> Invoked:
+    """Run the real ``edgecv`` Typer app in this process (for the many bad-input cases)."""
+    from typer.testing import CliRunner
+
+    from edgecv.cli import app
+
+    old = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return Invoked(CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}))
+    finally:
+        os.chdir(old)
