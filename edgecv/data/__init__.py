@@ -1,0 +1,65 @@
+"""The DATASETS registry and :func:`load_dataset`, which returns prepared uint8 splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecv.data.base import DataBundle, DatasetInfo, Split, prepare
+from edgecv.data.digits import load_digits_raw
+from edgecv.data.folder import load_folder_raw
+from edgecv.data.torchvision_sets import load_cifar10_raw, load_fashion_mnist_raw, load_mnist_raw
+from edgecv.errors import DataError
+from edgecv.registry import Registry
+
+DATASETS: Registry[DatasetInfo] = Registry("data set", DataError)
+DEFAULT_DATA_ROOT = Path("data")
+
+for _info in (
+    DatasetInfo("digits", "scikit-learn's 1,797 handwritten digits (the embedded default)",
+                "embedded", 8, "L", 10, False, "constant", load_digits_raw),
+    DatasetInfo("mnist", "MNIST handwritten digits, 70,000 images",
+                "torchvision (--download)", 28, "L", 10, False, "constant", load_mnist_raw),
+    DatasetInfo("fashion-mnist", "Fashion-MNIST clothing, 70,000 images",
+                "torchvision (--download)", 28, "L", 10, True, "constant", load_fashion_mnist_raw),
+    DatasetInfo("cifar10", "CIFAR-10 objects, 60,000 colour images",
+                "torchvision (--download)", 32, "RGB", 10, True, "reflect", load_cifar10_raw),
+    DatasetInfo("folder", "folder:PATH, one sub-folder per class (train/val/test optional)",
+                "your files", None, "auto", None, False, "reflect", load_folder_raw),
+):
+    DATASETS.add(_info.name, _info)
+
+
+def parse_data_name(name: str) -> tuple[DatasetInfo, Path | None]:
+    """Split ``folder:PATH`` into its registry entry and path; other names carry no path."""
+    base, sep, arg = name.partition(":")
+    info = DATASETS.get(base)
+    if base == "folder":
+        if not sep or not arg:
+            raise DataError("an image folder is given as folder:PATH, e.g. --data folder:./my_images")
+        return info, Path(arg).expanduser()
+    if sep:
+        raise DataError(f"data set {base!r} takes no :PATH suffix (only folder:PATH does)")
+    return info, None
+
+
+def load_dataset(
+    name: str,
+    size: int,
+    *,
+    color: str | None = None,
+    data_root: Path | str | None = None,
+    download: bool = False,
+) -> DataBundle:
+    """Load data set ``name`` as train/val/test uint8 splits of size×size images in ``color``.
+
+    ``name`` is a registered data set or ``folder:PATH``; ``data_root`` is where torchvision data sets
+    live (default ``./data``). The split is fixed and stratified, independent of any training seed.
+    """
+    info, path = parse_data_name(name)
+    root = path if path is not None else Path(data_root or DEFAULT_DATA_ROOT)
+    raw = info.load(data_root=root, download=download, size=size, color=color)
+    canonical = f"folder:{path.resolve()}" if path is not None else info.name
+    return prepare(canonical, raw, size, color, info.allow_flip, info.pad_mode)
+
+
+__all__ = ["DATASETS", "DataBundle", "DatasetInfo", "Split", "load_dataset", "parse_data_name"]

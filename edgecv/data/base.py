@@ -1,0 +1,180 @@
+"""Data sets as uint8 arrays: split, colour-converted and resized once, then kept in memory.
+
+Torch-free: images are decoded and prepared with numpy, Pillow and scikit-learn, so the same code feeds
+training (on the device) and, later, torch-free evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from edgecv.errors import DataError
+
+SPLIT_SEED = 0  # the data split never depends on the training seed, so runs stay comparable
+TEST_FRACTION = 0.2
+VAL_FRACTION = 0.1  # share of what remains after the test split
+INTERPOLATION = "bilinear"
+
+
+@dataclass
+class Split:
+    """Images ``x`` as uint8 (N, C, H, W) and integer labels ``y`` (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class RawData:
+    """What a loader returns: uint8 images (N, H, W) or (N, H, W, C) at their own size, per split.
+
+    ``val`` and ``test`` may be None; :func:`prepare` carves them from ``train`` with a fixed, stratified
+    split.
+    """
+
+    train: tuple[np.ndarray, np.ndarray]
+    labels: list[str]
+    color: str
+    val: tuple[np.ndarray, np.ndarray] | None = None
+    test: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class DataBundle:
+    """Prepared train/val/test splits plus what the model spec needs to reproduce the preprocessing."""
+
+    name: str
+    labels: list[str]
+    color: str
+    train: Split
+    val: Split
+    test: Split
+    mean: list[float]
+    std: list[float]
+    allow_flip: bool
+    pad_mode: str  # how random crops fill the border: "constant" (black) or "reflect"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "val", "test"):
+            raise DataError(f"unknown split {name!r}; choose train, val or test")
+        return getattr(self, name)
+
+
+@dataclass
+class DatasetInfo:
+    """A registry entry: how to load a data set and the facts shown by ``edgecv datasets``."""
+
+    name: str
+    description: str
+    source: str
+    native_size: int | None
+    color: str
+    num_classes: int | None
+    allow_flip: bool
+    pad_mode: str
+    load: Callable[..., RawData]
+
+
+def stratified_split(
+    x: np.ndarray, y: np.ndarray, fraction: float, what: str
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Split off ``fraction`` of the samples, stratified by label, always the same way."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    present = counts[counts > 0]
+    if len(present) < 2:
+        raise DataError(f"need at least 2 classes to make a {what} split, found {len(present)}")
+    n_held = max(int(np.ceil(fraction * len(y))), len(present))  # at least one image per class
+    if present.min() < 2 or len(y) - n_held < len(present):
+        folder = "val" if what == "validation" else what
+        raise DataError(
+            f"too few images to carve a stratified {what} split ({len(y)} images, "
+            f"smallest class has {present.min()}); add images or provide a {folder}/ folder"
+        )
+    idx = np.arange(len(y))
+    keep, held = train_test_split(idx, test_size=n_held, stratify=y, random_state=SPLIT_SEED)
+    keep.sort()
+    held.sort()
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
+def _to_pil(img: np.ndarray) -> Image.Image:
+    return Image.fromarray(img if img.ndim == 2 or img.shape[2] > 1 else img[:, :, 0])
+
+
+def to_nchw(images: np.ndarray, size: int, color: str, source_color: str) -> np.ndarray:
+    """Convert (N, H, W[, C]) uint8 images to ``color`` at size×size with Pillow, as (N, C, size, size).
+
+    Pillow does both steps so that apps that decode with Pillow see exactly the training pixels.
+    """
+    if images.ndim == 3:
+        images = images[..., None]
+    n, h, w, _ = images.shape
+    channels = 3 if color == "RGB" else 1
+    if (h, w) == (size, size) and color == source_color:
+        out = images
+    else:
+        out = np.empty((n, size, size, channels), dtype=np.uint8)
+        for i in range(n):
+            pil = _to_pil(images[i])
+            if pil.mode != color:
+                pil = pil.convert(color)
+            if pil.size != (size, size):
+                pil = pil.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(pil)
+            out[i] = arr[..., None] if arr.ndim == 2 else arr
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 (N, C, H, W) images scaled to 0..1."""
+    xs = x.astype(np.float64) / 255.0
+    mean = xs.mean(axis=(0, 2, 3))
+    std = np.maximum(xs.std(axis=(0, 2, 3)), 1e-3)
+    return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in std]
+
+
+def prepare(
+    name: str, raw: RawData, size: int, color: str | None, allow_flip: bool, pad_mode: str
+) -> DataBundle:
+    """Carve missing splits, convert colour, resize and compute the training mean/std."""
+    if color not in (None, "L", "RGB"):
+        raise DataError(f"colour mode must be L or RGB, got {color!r}")
+    if size < 1:
+        raise DataError(f"image size must be positive, got {size}")
+    target = color or raw.color
+    x, y = raw.train
+    labeled = {"train": raw.train, "val": raw.val, "test": raw.test}
+    if labeled["test"] is None:
+        labeled["train"], labeled["test"] = stratified_split(x, y, TEST_FRACTION, "test")
+    if labeled["val"] is None:
+        x, y = labeled["train"]
+        labeled["train"], labeled["val"] = stratified_split(x, y, VAL_FRACTION, "validation")
+    splits = {}
+    for split_name, (sx, sy) in labeled.items():
+        if len(sy) == 0:
+            raise DataError(f"data set {name!r} has an empty {split_name} split")
+        splits[split_name] = Split(to_nchw(sx, size, target, raw.color), np.asarray(sy, np.int64))
+    mean, std = channel_stats(splits["train"].x)
+    return DataBundle(
+        name=name,
+        labels=list(raw.labels),
+        color=target,
+        mean=mean,
+        std=std,
+        allow_flip=allow_flip,
+        pad_mode=pad_mode,
+        **splits,
+    )

@@ -1,0 +1,104 @@
+"""Training batches straight from a uint8 tensor resident on the training device (airbench style).
+
+The whole split is copied to the device once; every batch is an index slice of a seeded permutation,
+augmented as a batch (random crop with padding, optional horizontal flip) and normalised on the device.
+There are no DataLoader workers and no per-sample PIL transforms.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from edgecv.data.base import Split
+
+
+def random_crop(x: torch.Tensor, pad: int, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Crop each image of float batch ``x`` at a random offset inside a ``pad``-pixel border."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode=mode if mode == "reflect" and pad < min(h, w) else "constant")
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the batch left to right."""
+    mask = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
+    return torch.where(mask[:, None, None, None], x.flip(-1), x)
+
+
+class DeviceBatches:
+    """Iterate (images, labels) batches of a :class:`Split` kept on ``device`` as uint8.
+
+    ``gen`` (a CPU generator) drives shuffling and augmentation, so a checkpoint that saves its state
+    makes a resumed epoch draw exactly the same batches.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        mean: list[float],
+        std: list[float],
+        batch_size: int,
+        device: torch.device,
+        *,
+        shuffle: bool = False,
+        crop_pad: int = 0,
+        pad_mode: str = "constant",
+        flip: bool = False,
+        gen: torch.Generator | None = None,
+        channels_last: bool = False,
+        drop_last: bool = False,
+    ) -> None:
+        self.x = torch.from_numpy(split.x).to(device)
+        self.y = torch.from_numpy(split.y).to(device)
+        std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = -mean_t / std_t
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.crop_pad = crop_pad
+        self.pad_mode = pad_mode
+        self.flip = flip
+        self.gen = gen if gen is not None else torch.Generator().manual_seed(0)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # Dropping the ragged last batch keeps BatchNorm away from 1-image batches; a split smaller than
+        # one batch is still used whole.
+        self.drop_last = drop_last and len(self.y) >= batch_size
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.y) // self.batch_size
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    def normalize(self, x_uint8_or_float: torch.Tensor) -> torch.Tensor:
+        """uint8-valued pixels to the network's normalised float input."""
+        x = x_uint8_or_float.float() * self._scale + self._shift
+        return x.contiguous(memory_format=self.memory_format)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.gen).to(self.x.device)
+        else:
+            order = torch.arange(n, device=self.x.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            x = self.x[idx].float()
+            if self.crop_pad:
+                x = random_crop(x, self.crop_pad, self.pad_mode, self.gen)
+            if self.flip:
+                x = random_flip(x, self.gen)
+            yield self.normalize(x), self.y[idx]

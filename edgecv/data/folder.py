@@ -1,0 +1,102 @@
+"""An image folder: one sub-folder per class, found by torchvision's ImageFolder, decoded with Pillow.
+
+``PATH/train``, ``PATH/val`` and ``PATH/test`` are used when present; otherwise ``PATH`` itself holds the
+class folders and a fixed, stratified split is made.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from edgecv.data.base import RawData
+from edgecv.errors import DataError
+
+MAX_PIXELS = 50_000_000  # refuse larger images before decoding their pixels
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Classes and (path, class index) pairs under ``root`` via torchvision's ImageFolder."""
+    from torchvision.datasets import ImageFolder
+
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a folder")
+    try:
+        found = ImageFolder(str(root), loader=str)
+    except FileNotFoundError as exc:
+        raise DataError(f"image folder {root}: {exc}") from None
+    if len(found.classes) < 2:
+        raise DataError(
+            f"image folder {root} has {len(found.classes)} class folder(s); "
+            "a classifier needs at least 2 (one sub-folder per class)"
+        )
+    return found.classes, found.samples
+
+
+def _open_checked(path: str) -> Image.Image:
+    """Open an image lazily, refusing unreadable files and oversize images before decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise DataError(f"image {path} has {w}x{h} pixels, over the {MAX_PIXELS:,} pixel cap")
+    if w == 0 or h == 0:
+        raise DataError(f"image {path} is empty ({w}x{h})")
+    return img
+
+
+def _decode(path: str, size: int, color: str) -> np.ndarray:
+    img = _open_checked(path)
+    try:
+        img = ImageOps.exif_transpose(img).convert(color)
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+        arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot decode image {path}: {exc}") from None
+    return arr
+
+
+def _decode_all(samples: list[tuple[str, int]], size: int, color: str) -> tuple[np.ndarray, np.ndarray]:
+    x = np.stack([_decode(path, size, color) for path, _ in samples])
+    y = np.asarray([label for _, label in samples], dtype=np.int64)
+    return x, y
+
+
+def _auto_color(samples: list[tuple[str, int]]) -> str:
+    for path, _ in samples:
+        if _open_checked(path).mode not in GRAY_MODES:
+            return "RGB"
+    return "L"
+
+
+def load_folder_raw(data_root: Path, size: int, color: str | None = None, **_: object) -> RawData:
+    """Decode every image once at ``size``×``size`` in ``color`` (auto: L if all images are grayscale)."""
+    root = Path(data_root)
+    split_dirs = {name: root / name for name in ("train", "val", "test") if (root / name).is_dir()}
+    if "train" not in split_dirs:
+        split_dirs = {"train": root}
+    scanned = {name: _scan(path) for name, path in split_dirs.items()}
+    classes = scanned["train"][0]
+    for name, (split_classes, _) in scanned.items():
+        if split_classes != classes:
+            raise DataError(
+                f"{split_dirs[name]} has classes {split_classes}, but {split_dirs['train']} has {classes}"
+            )
+    every = [s for _, samples in scanned.values() for s in samples]
+    target = color or _auto_color(every)
+    arrays = {name: _decode_all(samples, size, target) for name, (_, samples) in scanned.items()}
+    return RawData(
+        train=arrays["train"],
+        val=arrays.get("val"),
+        test=arrays.get("test"),
+        labels=list(classes),
+        color=target,
+    )
