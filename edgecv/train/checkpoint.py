@@ -1,0 +1,56 @@
+"""Checkpoints: one dict of tensors and plain values, written atomically, read with weights_only=True."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgecv.errors import CheckpointError
+from edgecv.fsutil import atomic_path
+
+FORMAT = "edgecv.checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("epoch", "model", "config", "spec", "history")
+
+
+def save_checkpoint(path: Path | str, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` via a temp file and ``os.replace``: a crash leaves the old file."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Read and validate an edgecv checkpoint without running any code stored in it.
+
+    Files that are missing, corrupt, pickles of arbitrary objects, or not edgecv checkpoints are refused
+    with :class:`CheckpointError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"refusing checkpoint {path}: it holds objects other than tensors and plain values, "
+            "which could run code when loaded"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({reason})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an edgecv checkpoint")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} was written by a newer edgecv; upgrade to read it")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    return data

@@ -1,0 +1,111 @@
+"""TrainConfig: every training setting, with the defaults a plain ``edgecv train`` uses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from edgecv.errors import EdgecvError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "one-cycle")
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+@dataclass
+class TrainConfig:
+    """Settings for one training run; ``None`` means "the model's or data set's default"."""
+
+    data: str = "digits"  # a registered data set, or folder:PATH
+    model: str = "cnn-bn"
+    out: str | None = None  # run directory; default runs/<model>-<data>, numbered if taken
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None  # peak learning rate for one-cycle
+    optimizer: str | None = None  # sgd | adam | adamw
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = True  # SGD Nesterov momentum
+    weight_decay: float | None = None
+    schedule: str | None = None  # constant | cosine | one-cycle, stepped every batch
+    label_smoothing: float | None = None
+    grad_clip: float | None = None  # max global gradient norm
+    patience: int | None = None  # stop after this many epochs without a better validation loss
+    seed: int = 0  # model init, shuffling, augmentation, dropout
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "auto"  # CUDA mixed precision: auto (bf16 where supported) | bf16 | fp16 | off
+    channels_last: bool | None = None  # None: on for CUDA
+    compile: bool = False  # torch.compile the model (CUDA)
+    deterministic: bool = False  # deterministic kernels (slower on CUDA)
+    img_size: int | None = None  # images are resized to size x size; None: the model's input size
+    color: str | None = None  # L | RGB; None: the data set's own
+    augment: bool = True  # random crop with padding
+    flip: bool | None = None  # horizontal flips; None: the data set's default (never for digits)
+    data_root: str = "data"  # where torchvision data sets live
+    download: bool = False
+    weights: str | None = None  # pretrained weights file (vgg16-transfer)
+    freeze: bool | None = None  # freeze pretrained features (vgg16-transfer)
+    feature_lr_scale: float | None = None  # feature LR = lr x this when unfrozen (vgg16-transfer)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def model_options(self) -> dict[str, Any]:
+        """Builder options the user set (only models that declare them accept them)."""
+        opts = {"weights": self.weights, "freeze": self.freeze, "feature_lr_scale": self.feature_lr_scale}
+        return {k: v for k, v in opts.items() if v is not None}
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every model and data default filled in, validated."""
+        from edgecv.data import parse_data_name
+        from edgecv.models import MODELS
+
+        entry = MODELS.get(self.model)
+        info, _ = parse_data_name(self.data)
+        d = entry.defaults
+        cfg = replace(
+            self,
+            epochs=self.epochs if self.epochs is not None else d.epochs,
+            batch_size=self.batch_size if self.batch_size is not None else d.batch_size,
+            lr=self.lr if self.lr is not None else d.lr,
+            optimizer=self.optimizer or d.optimizer,
+            weight_decay=self.weight_decay if self.weight_decay is not None else d.weight_decay,
+            schedule=self.schedule or d.schedule,
+            label_smoothing=self.label_smoothing if self.label_smoothing is not None else d.label_smoothing,
+            img_size=self.img_size or entry.input_size,
+            flip=self.flip if self.flip is not None else info.allow_flip,
+        )
+        if entry.pretrained and not self.weights:
+            # random VGG16 features (no BatchNorm) carry no signal and do not train from scratch
+            raise EdgecvError(f"{self.model} starts from pretrained weights: pass --weights FILE (a torchvision "
+                              "VGG16 state dict, e.g. vgg16-397923af.pth); to train from scratch use --model vgg")
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise :class:`EdgecvError` naming the first impossible setting."""
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}"),
+            (self.color in (None, "L", "RGB"), "--color must be L or RGB"),
+            (self.epochs is not None and self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size is not None and self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr is not None and self.lr > 0, "--lr must be positive"),
+            (self.weight_decay is not None and self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.label_smoothing is not None and 0 <= self.label_smoothing < 1,
+             "--label-smoothing must be in [0, 1)"),
+            (self.grad_clip is None or self.grad_clip > 0, "--grad-clip must be positive"),
+            (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
+            (self.img_size is None or 4 <= self.img_size <= 1024, "--img-size must be between 4 and 1024"),
+            (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EdgecvError(message)

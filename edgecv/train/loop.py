@@ -1,0 +1,354 @@
+"""The training loop: one readable ``fit`` with checkpoints after every epoch and exact resume."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgecv import __version__
+from edgecv.data import DataBundle, load_dataset
+from edgecv.data.base import Split
+from edgecv.data.batches import DeviceBatches
+from edgecv.errors import CheckpointError, EdgecvError, TrainingDiverged
+from edgecv.fsutil import remove_stale_temps, write_json
+from edgecv.metrics import classification_metrics, macro_scores
+from edgecv.models import create_model, param_groups
+from edgecv.spec import ModelSpec
+from edgecv.train.checkpoint import load_checkpoint, save_checkpoint
+from edgecv.train.config import TrainConfig
+from edgecv.train.device import amp_dtype, pick_device, set_deterministic
+from edgecv.train.history import write_history
+from edgecv.train.optim import build_optimizer, build_scheduler
+
+EVAL_BATCH = 512
+NAN_CHECK_EVERY = 20  # batches between non-finite loss checks (each check syncs a GPU)
+
+
+class Reporter:
+    """Progress hooks; the CLI supplies a rich implementation, library use stays silent."""
+
+    def start(self, cfg: TrainConfig, data: DataBundle, run_dir: Path, first_epoch: int) -> None: ...
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def step(self, loss: torch.Tensor) -> None: ...
+    def epoch_end(self, row: dict[str, Any]) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _State:
+    """Everything a checkpoint restores."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+
+
+class _Session:
+    """The live objects of a run: model, optimiser, schedule, batches."""
+
+    def __init__(self, cfg: TrainConfig, data: DataBundle, device: torch.device, load_weights: bool) -> None:
+        self.cfg, self.data, self.device = cfg, data, device
+        set_deterministic(cfg.deterministic, device)
+        torch.manual_seed(cfg.seed)
+        c, size = data.input_shape[0], data.input_shape[1]
+        options = cfg.model_options()
+        if not load_weights:
+            options.pop("weights", None)
+        self.model = create_model(cfg.model, c, len(data.labels), size, **options).to(device)
+        channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.amp = amp_dtype(cfg.amp, device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.train_batches = DeviceBatches(
+            data.train, data.mean, data.std, cfg.batch_size, device, shuffle=True,
+            crop_pad=max(1, cfg.img_size // 16) if cfg.augment else 0, pad_mode=data.pad_mode,
+            flip=bool(cfg.flip), gen=self.gen, channels_last=channels_last, drop_last=True,
+        )
+        groups = param_groups(cfg.model, self.model, cfg.lr, options)
+        self.optimizer = build_optimizer(groups, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_batches))
+        self.spec = ModelSpec(
+            labels=data.labels, input_shape=data.input_shape, mean=data.mean, std=data.std, color=data.color,
+            arch=cfg.model, dataset=data.name, edgecv_version=__version__,
+        )
+
+    def batches(self, split: Split) -> DeviceBatches:
+        d = self.data
+        return DeviceBatches(split, d.mean, d.std, EVAL_BATCH, self.device,
+                             channels_last=self.train_batches.memory_format == torch.channels_last)
+
+    def autocast(self):
+        if self.amp is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def rng_state(self) -> dict[str, Any]:
+        state = {"torch": torch.get_rng_state(), "data": self.gen.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.scaler is not None and ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint does not fit model {self.cfg.model!r}: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        rng = ckpt.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "data" in rng:
+            self.gen.set_state(rng["data"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def checkpoint(self, state: _State) -> dict[str, Any]:
+        return {
+            "edgecv_version": __version__,
+            "epoch": state.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "rng": self.rng_state(),
+            "config": self.cfg.to_dict(),
+            "spec": self.spec.to_dict(),
+            "history": state.history,
+            "best": {"val_loss": state.best_val_loss, "epoch": state.best_epoch},
+            "bad_epochs": state.bad_epochs,
+            "finished": state.finished,
+            "stopped_early": state.stopped_early,
+        }
+
+
+def _train_epoch(s: _Session, reporter: Reporter) -> tuple[float, float, float]:
+    """One pass over the training split; returns (mean loss, accuracy, images/s)."""
+    s.model.train()
+    loss_sum = torch.zeros((), device=s.device)
+    correct = torch.zeros((), device=s.device, dtype=torch.long)
+    seen = 0
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(s.train_batches):
+        with s.autocast():
+            logits = s.forward(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=s.cfg.label_smoothing)
+        s.optimizer.zero_grad(set_to_none=True)
+        if s.scaler is not None:
+            s.scaler.scale(loss).backward()
+            s.scaler.unscale_(s.optimizer)
+        else:
+            loss.backward()
+        if s.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.grad_clip)
+        if s.scaler is not None:
+            s.scaler.step(s.optimizer)
+            s.scaler.update()
+        else:
+            s.optimizer.step()
+        if s.scheduler is not None:
+            s.scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        reporter.step(loss.detach())
+        if (i + 1) % NAN_CHECK_EVERY == 0 or i + 1 == len(s.train_batches):
+            if not torch.isfinite(loss_sum):
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {loss_sum.item()} at batch {i + 1}; "
+                    "lower --lr or set --grad-clip. The last good checkpoint is kept"
+                )
+    if s.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return loss_sum.item() / seen, correct.item() / seen, seen / max(seconds, 1e-9)
+
+
+@torch.no_grad()
+def predict(s: _Session, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels) of ``split`` in eval mode, as float32 numpy arrays."""
+    s.model.eval()
+    out, ys = [], []
+    for x, y in s.batches(split):
+        with s.autocast():
+            out.append(s.forward(x).float().cpu())
+        ys.append(y.cpu())
+    return torch.cat(out).numpy(), torch.cat(ys).numpy()
+
+
+def _validate(s: _Session) -> dict[str, float]:
+    logits, y = predict(s, s.data.val)
+    t_logits, t_y = torch.from_numpy(logits), torch.from_numpy(y)
+    loss = F.cross_entropy(t_logits, t_y).item()
+    pred = logits.argmax(1)
+    scores = macro_scores(y, pred, len(s.data.labels))
+    return {"val_loss": loss, "val_acc": float((pred == y).mean()), "val_precision": scores["precision"],
+            "val_recall": scores["recall"], "val_f1": scores["f1"]}
+
+
+def _paths(run_dir: Path) -> dict[str, Path]:
+    return {"last": run_dir / "checkpoints" / "last.pt", "best": run_dir / "checkpoints" / "best.pt",
+            "history": run_dir / "history.csv", "metrics": run_dir / "metrics.json",
+            "spec": run_dir / "spec.json", "config": run_dir / "config.json"}
+
+
+def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
+    cfg, paths = s.cfg, _paths(run_dir)
+    reporter.start(cfg, s.data, run_dir, state.epoch + 1)
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        if state.finished:
+            break
+        reporter.epoch_start(epoch, cfg.epochs, len(s.train_batches))
+        start = time.perf_counter()
+        train_loss, train_acc, images_per_s = _train_epoch(s, reporter)
+        val = _validate(s)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, **val,
+               "lr": s.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start,
+               "images_per_s": images_per_s}
+        state.epoch = epoch
+        state.history.append(row)
+        if val["val_loss"] < state.best_val_loss:
+            state.best_val_loss, state.best_epoch, state.bad_epochs = val["val_loss"], epoch, 0
+            save_checkpoint(paths["best"], s.checkpoint(state))
+        else:
+            state.bad_epochs += 1
+        if cfg.patience and state.bad_epochs >= cfg.patience:
+            state.stopped_early = True
+        state.finished = state.stopped_early or epoch == cfg.epochs
+        save_checkpoint(paths["last"], s.checkpoint(state))
+        write_history(paths["history"], state.history)
+        reporter.epoch_end(row)
+        if state.stopped_early:
+            reporter.note(f"early stop: validation loss has not improved for {cfg.patience} epochs")
+    return _finish(run_dir, s, state, reporter)
+
+
+def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
+    """Score the best checkpoint on the test split; write metrics.json and spec.json."""
+    paths = _paths(run_dir)
+    best = load_checkpoint(paths["best"])
+    s.model.load_state_dict(best["model"])
+    logits, y = predict(s, s.data.test)
+    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    metrics = classification_metrics(y, probs, s.data.labels)
+    metrics.update(split="test", checkpoint="best", epoch=best["epoch"])
+    s.spec.metrics = {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
+                      "test_macro_f1": metrics["macro_f1"], "best_epoch": best["epoch"],
+                      "val_loss": state.best_val_loss}
+    best["spec"] = s.spec.to_dict()
+    save_checkpoint(paths["best"], {k: v for k, v in best.items() if k not in ("format", "format_version")})
+    write_json(paths["spec"], s.spec.to_dict())
+    write_json(paths["metrics"], metrics)
+    reporter.note(f"best epoch {best['epoch']} (lowest validation loss) scored on the test split; "
+                  f"run saved in {run_dir}")
+    return TrainResult(run_dir, metrics, best["epoch"], state.epoch, state.stopped_early, state.history)
+
+
+def default_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
+    """runs/<model>-<data>, numbered -2, -3, ... when taken."""
+    data = Path(cfg.data.partition(":")[2]).name if cfg.data.startswith("folder:") else cfg.data
+    base = root / f"{cfg.model}-{data}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EdgecvError(f"--out {run_dir} is a file, not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise EdgecvError(f"run directory {run_dir} already exists; use --resume {run_dir} to continue it, "
+                              "--overwrite to replace it, or another --out")
+        if not (run_dir / "config.json").is_file():
+            raise EdgecvError(f"{run_dir} is not an edgecv run directory; refusing to overwrite it")
+        shutil.rmtree(run_dir)
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgecvError(f"cannot create run directory {run_dir}: {exc.strerror}") from None
+
+
+def _load_data(cfg: TrainConfig) -> DataBundle:
+    return load_dataset(cfg.data, cfg.img_size, color=cfg.color, data_root=cfg.data_root, download=cfg.download)
+
+
+def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = False) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data`` into a new run directory and score it on the test split."""
+    reporter = reporter or Reporter()
+    cfg = cfg.resolved()
+    device = pick_device(cfg.device)
+    data = _load_data(cfg)
+    session = _Session(cfg, data, device, load_weights=True)
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    _claim_run_dir(run_dir, overwrite)
+    cfg.out = str(run_dir)
+    write_json(_paths(run_dir)["config"], cfg.to_dict())
+    write_json(_paths(run_dir)["spec"], session.spec.to_dict())
+    return _fit(run_dir, session, _State(), reporter)
+
+
+def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | None = None) -> TrainResult:
+    """Continue a run from its last complete checkpoint, exactly as an uninterrupted run would go on."""
+    reporter = reporter or Reporter()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise EdgecvError(f"--resume {run_dir}: no such run directory")
+    last = _paths(run_dir)["last"]
+    if not last.is_file():
+        raise CheckpointError(f"{run_dir} has no checkpoints/last.pt yet: nothing to resume")
+    ckpt = load_checkpoint(last)
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"]).resolved()
+    except TypeError as exc:
+        raise CheckpointError(f"checkpoint {last} holds an invalid config: {exc}") from None
+    if device is not None:
+        cfg.device = device
+    remove_stale_temps(last.parent)
+    remove_stale_temps(run_dir)
+    session = _Session(cfg, _load_data(cfg), pick_device(cfg.device), load_weights=False)
+    session.restore(ckpt)
+    best = ckpt.get("best", {})
+    state = _State(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]),
+                   best_val_loss=float(best.get("val_loss", math.inf)), best_epoch=int(best.get("epoch", 0)),
+                   bad_epochs=int(ckpt.get("bad_epochs", 0)), finished=bool(ckpt.get("finished")),
+                   stopped_early=bool(ckpt.get("stopped_early")))
+    write_history(_paths(run_dir)["history"], state.history)
+    if state.finished and _paths(run_dir)["metrics"].is_file():
+        reporter.note(f"{run_dir} already finished {state.epoch} epochs; nothing to do")
+        metrics = __import__("json").loads(_paths(run_dir)["metrics"].read_text())
+        return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
+    return _fit(run_dir, session, state, reporter)
