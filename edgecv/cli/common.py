@@ -1,0 +1,49 @@
+"""Shared CLI pieces: consoles, the error boundary and small parsers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from rich.console import Console
+from rich.markup import escape
+
+from edgecv.errors import EdgecvError
+
+out = Console(highlight=False)  # results: tables and summaries
+err = Console(stderr=True, highlight=False)  # progress and errors
+
+T = TypeVar("T")
+
+
+def debug() -> bool:
+    """EDGECV_DEBUG=1 shows tracebacks instead of one-line errors."""
+    return os.environ.get("EDGECV_DEBUG", "") not in ("", "0")
+
+
+def run_guarded(fn: Callable[[], T], interrupt_hint: Callable[[], str] | None = None) -> T:
+    """Call ``fn``; a user error becomes one line on stderr and its exit code, never a traceback."""
+    try:
+        return fn()
+    except EdgecvError as exc:
+        if debug():
+            raise
+        one_line = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        err.print(f"[bold red]error:[/] {escape(one_line)}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if debug():
+            raise
+        hint = interrupt_hint() if interrupt_hint else ""
+        err.print(f"[yellow]interrupted[/]{escape(hint)}", soft_wrap=True)
+        sys.exit(130)
+
+
+def fmt_count(n: int) -> str:
+    """1234567 -> '1.23M'."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)

@@ -1,0 +1,186 @@
+"""`edgecv train`: train a zoo model on a data set into a run directory (or resume one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rich.markup import escape
+
+from edgecv.cli.common import err, out, run_guarded
+from edgecv.errors import EdgecvError
+
+LOSS_REFRESH = 10  # batches between live-loss updates (each reads the loss back from the device)
+
+
+class RichReporter:
+    """Progress bar per epoch on stderr; one result line per epoch on stdout."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task = None
+        self.steps = 0
+        self.best = float("inf")
+        self.epochs = 0
+        self.run_dir: Path | None = None
+        self.epochs_done = 0
+
+    def start(self, cfg, data, run_dir: Path, first_epoch: int) -> None:
+        c, h, w = data.input_shape
+        self.run_dir, self.best, self.epochs_done = run_dir, float("inf"), first_epoch - 1
+        verb = "Resuming" if first_epoch > 1 else "Training"
+        out.print(f"[bold]{verb}[/] {cfg.model} on {escape(data.name)} ({c}x{h}x{w}, {len(data.labels)} classes: "
+                  f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test) "
+                  f"for {cfg.epochs} epochs, {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, seed {cfg.seed} "
+                  f"-> {escape(str(run_dir))}", soft_wrap=True)
+        if first_epoch > cfg.epochs:
+            out.print("all epochs are done; scoring the best checkpoint")
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self.epochs = epochs
+        self.steps = 0
+        self.progress = Progress(
+            TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err, transient=True,
+            disable=not err.is_terminal,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=steps, loss="...")
+
+    def step(self, loss) -> None:
+        self.steps += 1
+        fields: dict[str, Any] = {}
+        if self.steps % LOSS_REFRESH == 1:
+            fields["loss"] = f"{loss.item():.4f}"
+        self.progress.update(self.task, advance=1, **fields)
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.epochs_done = row["epoch"]
+        mark = ""
+        if row["val_loss"] < self.best:
+            self.best, mark = row["val_loss"], " [green]*best[/]"
+        width = len(str(self.epochs))
+        out.print(f"epoch {row['epoch']:>{width}}/{self.epochs}  train loss {row['train_loss']:.4f} "
+                  f"acc {row['train_acc']:6.2%}  val loss {row['val_loss']:.4f} acc {row['val_acc']:6.2%} "
+                  f"F1 {row['val_f1']:.3f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s "
+                  f"{row['images_per_s']:,.0f} img/s{mark}", soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        out.print(escape(message), soft_wrap=True)
+
+    def interrupt_hint(self) -> str:
+        """What a Ctrl-C leaves behind and how to continue."""
+        if self.run_dir is None or self.epochs_done == 0:
+            return ""
+        return f"; epoch {self.epochs_done} is saved, continue with: edgecv train --resume {self.run_dir}"
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    table = Table(title="test split, per class")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for row in metrics["per_class"]:
+        table.add_row(escape(row["label"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+                      str(row["support"]))
+    out.print(table)
+    out.print(f"[bold]test accuracy {metrics['accuracy']:.2%}[/], loss {metrics['loss']:.4f}, "
+              f"macro F1 {metrics['macro_f1']:.4f} on {metrics['num_samples']} images", soft_wrap=True)
+
+
+def _print_sweep(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="learning-rate sweep (best first, by validation loss)")
+    for col in ("lr", "best epoch", "val loss", "val acc", "test acc", "test macro F1", "run"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for r in rows:
+        table.add_row(f"{r['lr']:g}", str(r["best_epoch"]), f"{r['val_loss']:.4f}", f"{r['val_acc']:.2%}",
+                      f"{r['test_accuracy']:.2%}", f"{r['test_macro_f1']:.4f}", escape(r["run_dir"]))
+    out.print(table)
+
+
+def train_cmd(
+    data: str = typer.Option(None, "--data", "-d",
+                             help="Data set (`edgecv datasets`) or folder:PATH [default: digits]."),
+    model: str = typer.Option(None, "--model", "-m", help="Model (see `edgecv models`) [default: cnn-bn]."),
+    epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs [default: the model's]."),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Batch size [default: the model's]."),
+    lr: str = typer.Option(None, "--lr", help="Learning rate, or a comma list (0.1,0.01) for a sweep."),
+    optimizer: str = typer.Option(None, "--optimizer", help="sgd | adam | adamw [default: the model's]."),
+    schedule: str = typer.Option(None, "--schedule", help="constant | cosine | one-cycle [default: the model's]."),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="Weight decay (not on biases/norms)."),
+    momentum: float = typer.Option(None, "--momentum", help="SGD momentum [default: 0.9]."),
+    nesterov: bool = typer.Option(None, "--nesterov/--no-nesterov", help="SGD Nesterov momentum [default: on]."),
+    label_smoothing: float = typer.Option(None, "--label-smoothing",
+                                          help="Label smoothing [default: the model's, 0.1 for lenet5]."),
+    grad_clip: float = typer.Option(None, "--grad-clip", help="Clip the gradient norm to this value."),
+    patience: int = typer.Option(None, "--patience", help="Early stop after N epochs without better val loss."),
+    out_dir: Path = typer.Option(None, "--out", "-o", help="Run directory [default: runs/MODEL-DATA]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    seed: int = typer.Option(None, "--seed", help="Seed for init, shuffling, augmentation [default: 0]."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda [default: auto]."),
+    resume_dir: Path = typer.Option(None, "--resume", help="Continue RUN_DIR from its last checkpoint."),
+    img_size: int = typer.Option(None, "--img-size", help="Resize images to S x S [default: the model's]."),
+    color: str = typer.Option(None, "--color", help="Convert images to L or RGB [default: the data's]."),
+    augment: bool = typer.Option(None, "--augment/--no-augment", help="Random crops with padding [default: on]."),
+    flip: bool = typer.Option(None, "--flip/--no-flip", help="Horizontal flips [default: the data set's]."),
+    data_root: Path = typer.Option(None, "--data-root", help="Folder of torchvision data sets [default: data]."),
+    download: bool = typer.Option(None, "--download", help="Download torchvision data sets if missing."),
+    weights: Path = typer.Option(None, "--weights", help="Pretrained VGG16 state dict (vgg16-transfer)."),
+    freeze: bool = typer.Option(None, "--freeze/--unfreeze", help="Freeze pretrained features [default: on]."),
+    feature_lr_scale: float = typer.Option(None, "--feature-lr-scale", help="Feature LR = lr x this (unfrozen)."),
+    amp: str = typer.Option(None, "--amp", help="CUDA mixed precision: auto | bf16 | fp16 | off."),
+    channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last", help="[default: on CUDA]"),
+    compile_model: bool = typer.Option(None, "--compile", help="torch.compile the model (CUDA)."),
+    deterministic: bool = typer.Option(None, "--deterministic", help="Deterministic kernels."),
+) -> None:
+    """Train a model; writes checkpoints, history.csv and test metrics into a run directory.
+
+    Example: edgecv train --data digits --model lenet5 --epochs 30
+    """
+    settings = dict(
+        data=data, model=model, epochs=epochs,
+        batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
+        momentum=momentum, nesterov=nesterov, label_smoothing=label_smoothing, grad_clip=grad_clip,
+        patience=patience, out=out_dir, seed=seed, img_size=img_size, color=color, augment=augment, flip=flip,
+        data_root=data_root, download=download, weights=weights, freeze=freeze,
+        feature_lr_scale=feature_lr_scale, amp=amp, channels_last=channels_last, compile=compile_model,
+        deterministic=deterministic,
+    )
+
+    reporter = RichReporter()
+
+    def body() -> None:
+        from edgecv.train import TrainConfig, resume, train
+        from edgecv.train.sweep import parse_lrs, sweep
+
+        if resume_dir is not None:
+            given = sorted("--" + k.replace("_", "-") for k, v in settings.items() if v is not None)
+            if overwrite:
+                given.append("--overwrite")
+            if given:
+                raise EdgecvError(f"--resume continues the run with its own settings; drop {', '.join(given)} "
+                                  "(only --device may change)")
+            result = resume(resume_dir, reporter, device=device)
+            _print_metrics(result.metrics)
+            return
+        given = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items() if v is not None}
+        given["device"] = device or "auto"
+        lrs = parse_lrs(lr) if lr is not None else None
+        given.pop("lr", None)
+        cfg = TrainConfig(**given)
+        if lrs and len(lrs) > 1:
+            _print_sweep(sweep(cfg, lrs, reporter, overwrite=overwrite))
+            return
+        if lrs:
+            cfg.lr = lrs[0]
+        result = train(cfg, reporter, overwrite=overwrite)
+        _print_metrics(result.metrics)
+
+    run_guarded(body, interrupt_hint=reporter.interrupt_hint)

@@ -1,0 +1,75 @@
+"""`edgecv models`, `edgecv datasets` and `edgecv summary`: what is registered and how big it is."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from edgecv.cli.common import fmt_count, out, run_guarded
+
+
+def models_cmd(
+    channels: int = typer.Option(1, "--channels", help="Input channels used for the counts."),
+    classes: int = typer.Option(10, "--classes", help="Output classes used for the counts."),
+) -> None:
+    """List the model zoo with parameters and MACs at each model's default input size."""
+
+    def body() -> None:
+        from edgecv.models import MODELS, create_model
+        from edgecv.models.summary import summarize
+
+        table = Table(title=f"edgecv models (counts at {channels}xSxS input, {classes} classes)")
+        for col in ("model", "input S", "params", "MACs", "description"):
+            table.add_column(col, justify="right" if col in ("input S", "params", "MACs") else "left")
+        for name, entry in MODELS.items():
+            s = entry.input_size
+            summary = summarize(create_model(name, channels, classes, s), (channels, s, s))
+            table.add_row(name, str(s), fmt_count(summary.total_params), fmt_count(summary.macs), entry.description)
+        out.print(table)
+
+    run_guarded(body)
+
+
+def datasets_cmd() -> None:
+    """List the data sets edgecv can train and evaluate on."""
+    from edgecv.data import DATASETS
+
+    table = Table(title="edgecv data sets")
+    for col in ("data set", "source", "size", "colour", "classes", "flip", "description"):
+        table.add_column(col)
+    for name, info in DATASETS.items():
+        table.add_row(name, info.source, f"{info.native_size}x{info.native_size}" if info.native_size else "any",
+                      info.color, str(info.num_classes or "folders"), "yes" if info.allow_flip else "no",
+                      info.description)
+    out.print(table)
+
+
+def summary_cmd(
+    model: str = typer.Argument(..., help="A registered model name (see `edgecv models`)."),
+    channels: int = typer.Option(1, "--channels", help="Input channels."),
+    classes: int = typer.Option(10, "--classes", help="Output classes."),
+    img_size: int = typer.Option(None, "--img-size", help="Input size S (S x S); default: the model's."),
+) -> None:
+    """Print a Keras-style table of MODEL: layer, output shape, params, MACs, and totals."""
+
+    def body() -> None:
+        from edgecv.models import MODELS, create_model
+        from edgecv.models.summary import summarize
+
+        size = img_size or MODELS.get(model).input_size
+        s = summarize(create_model(model, channels, classes, size), (channels, size, size))
+        table = Table(title=f"{model} at input {channels}x{size}x{size}, {classes} classes")
+        table.add_column("layer")
+        table.add_column("type")
+        table.add_column("output shape")
+        table.add_column("params", justify="right")
+        table.add_column("MACs", justify="right")
+        for row in s.rows:
+            table.add_row(row.name, row.kind, "x".join(map(str, row.output_shape)), f"{row.params:,}", f"{row.macs:,}")
+        table.add_section()
+        table.add_row("total", "", "", f"{s.total_params:,}", f"{s.macs:,}")
+        out.print(table)
+        out.print(f"params: {s.total_params:,} total, {s.trainable_params:,} trainable, "
+                  f"{s.total_params - s.trainable_params:,} frozen; MACs per image: {s.macs:,} ({fmt_count(s.macs)})")
+
+    run_guarded(body)
