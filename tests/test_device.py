@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -49,4 +51,5 @@ def test_channels_last_training_matches_the_default_layout(tmp_path):
 def test_vgg16_transfer_needs_pretrained_weights_to_train():
     with pytest.raises(EdgecvError, match="pass --weights FILE.*use --model vgg"):
         TrainConfig(model="vgg16-transfer").resolved()
-    assert TrainConfig(model="vgg16-transfer", weights="w.pth").resolved().weights == "w.pth"
+    resolved = TrainConfig(model="vgg16-transfer", weights="w.pth").resolved()
+    assert resolved.weights == str(Path("w.pth").resolve())  # stored absolute

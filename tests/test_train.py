@@ -278,3 +278,25 @@ def test_names_with_brackets_are_printed_verbatim(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "[cat]" in proc.stdout and "[imgs]" in proc.stdout
     assert_user_error(invoke("train", "--data", f"folder:{tmp_path / '[missing]'}"), "[missing]")
+
+
+def test_mnist_format_files_train_end_to_end_and_resume_from_elsewhere(tmp_path, monkeypatch):
+    from conftest import make_mnist_like
+
+    make_mnist_like(tmp_path / "data", "MNIST", n_train=60, n_test=20)
+    monkeypatch.chdir(tmp_path)
+    proc = invoke("train", "--data", "mnist", "--data-root", "data", "--model", "cnn-tiny", "--epochs", "2",
+                  "--batch-size", "16", "--out", "run")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data_root"] == str(tmp_path / "data")  # stored absolute
+    assert json.loads((tmp_path / "run" / "spec.json").read_text())["input_shape"] == [1, 28, 28]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    (tmp_path / "run" / "metrics.json").unlink()  # as if killed after the last epoch, before scoring
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    proc = invoke("train", "--resume", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+    assert [r["epoch"] for r in read_history(tmp_path / "run" / "history.csv")] == [1, 2]

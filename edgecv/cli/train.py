@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-from rich.markup import escape
 
 from edgecv.cli.common import err, out, run_guarded
 from edgecv.errors import EdgecvError

@@ -7,7 +7,7 @@ There are no DataLoader workers and no per-sample PIL transforms.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

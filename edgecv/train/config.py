@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from edgecv.errors import EdgecvError
@@ -66,10 +67,14 @@ class TrainConfig:
         from edgecv.models import MODELS
 
         entry = MODELS.get(self.model)
-        info, _ = parse_data_name(self.data)
+        info, folder = parse_data_name(self.data)
         d = entry.defaults
         cfg = replace(
             self,
+            # absolute paths, so a run resumes from any working directory
+            data=f"folder:{folder.resolve()}" if folder is not None else self.data,
+            data_root=str(Path(self.data_root).expanduser().resolve()),
+            weights=str(Path(self.weights).expanduser().resolve()) if self.weights else None,
             epochs=self.epochs if self.epochs is not None else d.epochs,
             batch_size=self.batch_size if self.batch_size is not None else d.batch_size,
             lr=self.lr if self.lr is not None else d.lr,

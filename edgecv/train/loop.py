@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -349,6 +350,6 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
     write_history(_paths(run_dir)["history"], state.history)
     if state.finished and _paths(run_dir)["metrics"].is_file():
         reporter.note(f"{run_dir} already finished {state.epoch} epochs; nothing to do")
-        metrics = __import__("json").loads(_paths(run_dir)["metrics"].read_text())
+        metrics = json.loads(_paths(run_dir)["metrics"].read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
     return _fit(run_dir, session, state, reporter)
