@@ -13,7 +13,7 @@ import sys
 class _NoTorch:
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"No module named {name!r}")
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, _NoTorch())
 """
 
@@ -25,7 +25,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_torch_is_really_blocked():
     proc = _run("import torch")
-    assert proc.returncode != 0 and "ImportError" in proc.stderr
+    assert proc.returncode != 0 and "No module named 'torch'" in proc.stderr
 
 
 def test_core_modules_and_digits_data_work_without_torch():
@@ -49,3 +49,11 @@ def test_cli_help_version_and_datasets_work_without_torch():
         proc = _run(f"from edgecv.cli import main; sys.argv = ['edgecv', *{argv!r}]; main()")
         assert proc.returncode == 0, (argv, proc.stderr)
         assert expected in proc.stdout
+
+
+def test_training_commands_without_torch_say_which_extra_to_install():
+    for argv in (["train"], ["models"], ["summary", "lenet5"]):
+        proc = _run(f"from edgecv.cli import main; sys.argv = ['edgecv', *{argv!r}]; main()")
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert "pip install 'edgecv[train]'" in proc.stderr

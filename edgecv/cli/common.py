@@ -16,6 +16,7 @@ out = Console(highlight=False)  # results: tables and summaries
 err = Console(stderr=True, highlight=False)  # progress and errors
 
 T = TypeVar("T")
+TRAIN_EXTRAS = {"torch", "torchvision", "onnx", "onnxscript", "onnxslim", "matplotlib"}  # edgecv[train]
 
 
 def debug() -> bool:
@@ -33,6 +34,13 @@ def run_guarded(fn: Callable[[], T], interrupt_hint: Callable[[], str] | None = 
         one_line = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         err.print(f"[bold red]error:[/] {escape(one_line)}", soft_wrap=True)
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        if debug() or exc.name is None or exc.name.partition(".")[0] not in TRAIN_EXTRAS:
+            raise
+        hint = f"this command needs {exc.name.partition('.')[0]}, which the base install leaves out: " \
+               "pip install 'edgecv[train]'"
+        err.print(f"[bold red]error:[/] {escape(hint)}", soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         if debug():
             raise
