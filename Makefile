@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/edgecv train --data digits --out runs/demo --overwrite
+	$(BIN)/edgecv export runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check edgecv tests benchmarks

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 from conftest import assert_user_error, cli_env, invoke, make_image_folder, run_cli
+from torchvision.models.vgg import cfgs, make_layers
 
 from edgecv import ModelSpec
 from edgecv.errors import TrainingDiverged
@@ -166,8 +166,9 @@ def test_lr_sweep_trains_one_sub_run_per_value(tmp_path):
 
 
 def test_vgg16_transfer_trains_only_the_new_head(tmp_path):
-    torch.manual_seed(0)
-    torch.save(torchvision.models.vgg16().state_dict(), tmp_path / "vgg16.pth")
+    torch.manual_seed(0)  # the features part of a torchvision VGG16 state dict (test_models loads a whole one)
+    features = make_layers(cfgs["D"]).state_dict()
+    torch.save({f"features.{k}": v for k, v in features.items()}, tmp_path / "vgg16.pth")
     root = make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=10)
     run_cli("train", "--data", f"folder:{root}", "--model", "vgg16-transfer", "--weights", tmp_path / "vgg16.pth",
             "--epochs", "1", "--batch-size", "4", "--out", tmp_path / "run", check=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgecv import __version__
+from edgecv.cli.export import export_cmd
 from edgecv.cli.train import train_cmd
 from edgecv.cli.zoo import datasets_cmd, models_cmd, summary_cmd
 
@@ -36,6 +37,7 @@ def root(
 
 
 app.command("train")(train_cmd)
+app.command("export")(export_cmd)
 app.command("models")(models_cmd)
 app.command("datasets")(datasets_cmd)
 app.command("summary")(summary_cmd)

@@ -54,3 +54,28 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
     return data
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint"):
+    """Rebuild the trained model (eval mode, CPU) and its ModelSpec from a loaded checkpoint.
+
+    The architecture comes from the checkpoint's config; weights must fit it exactly, so a checkpoint
+    whose weights belong to another architecture is refused.
+    """
+    from edgecv.models import create_model
+    from edgecv.spec import ModelSpec
+    from edgecv.train.config import TrainConfig
+
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"])
+        spec = ModelSpec.from_dict(ckpt["spec"])
+    except (TypeError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid config or spec: {exc}") from None
+    options = {k: v for k, v in cfg.model_options().items() if k != "weights"}
+    model = create_model(cfg.model, spec.channels, spec.num_classes, spec.size[0], **options)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit model {cfg.model!r}: "
+                              f"{str(exc).splitlines()[0]}") from None
+    return model.eval(), spec, cfg

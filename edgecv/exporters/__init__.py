@@ -1,0 +1,36 @@
+"""Exporters: TorchScript and ONNX files that carry their spec and are proven equal to the torch model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgecv.exporters.common import ExportError, ExportReport, Source, load_source
+from edgecv.exporters.onnx import DEFAULT_OPSET, export_onnx
+from edgecv.exporters.torchscript import export_torchscript
+from edgecv.fsutil import write_json
+
+FORMATS = ("onnx", "torchscript")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def default_path(source: Source, fmt: str, uint8_input: bool) -> Path:
+    """model.onnx / model.pt in the run directory; model.uint8-input.* for the uint8 variant."""
+    stem = "model.uint8-input" if uint8_input else "model"
+    return source.out_dir / f"{stem}{SUFFIX[fmt]}"
+
+
+def record(out_dir: Path, report: ExportReport) -> None:
+    """Add or replace this file's entry in ``out_dir/export.json``."""
+    path = out_dir / "export.json"
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        data = {}
+    exports = data.get("exports", {}) if isinstance(data, dict) else {}
+    exports[Path(report.file).name] = report.to_dict()
+    write_json(path, {"exports": exports})
+
+
+__all__ = ["DEFAULT_OPSET", "FORMATS", "ExportError", "ExportReport", "Source", "default_path",
+           "export_onnx", "export_torchscript", "load_source", "record"]
