@@ -30,7 +30,7 @@ def _size(n: int) -> str:
 def print_reports(reports) -> None:
     """One parity table for every exported file, then a line per file."""
     table = Table(title="parity against the torch model (logits)")
-    for col in ("file", "inputs", "max abs diff", "max rel diff", "top-1 agreement"):
+    for col in ("file", "inputs", "max abs diff", "max rel diff", "top-1 agree"):
         table.add_column(col, justify="left" if col in ("file", "inputs") else "right")
     for report in reports:
         for i, row in enumerate(report.parity):
@@ -83,6 +83,9 @@ def export_cmd(
         formats = list(FORMATS) if fmt == "all" else [fmt]
         if fmt != "all" and fmt not in FORMATS:
             raise EdgecvError(f"--format must be onnx, torchscript or all, got {fmt!r}")
+        if out_path is not None and len(formats) > 1 and out_path.suffix in (".onnx", ".pt"):
+            raise EdgecvError(f"--out {out_path} names a file, but --format all writes two: pass --format onnx "
+                              "or torchscript, or give --out a folder")
         fixed = _parse_batch(batch)
         chosen_opset = opset or (DEFAULT_OPSET if exporter == "legacy" else 18)
         check_opset(exporter, chosen_opset)

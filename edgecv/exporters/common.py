@@ -123,13 +123,13 @@ def _real_batch(source: Source, spec: ModelSpec) -> torch.Tensor | None:
 def parity_inputs(source: Source, spec: ModelSpec, fixed_batch: int | None) -> dict[str, torch.Tensor]:
     """Named inputs for the parity check: a real validation batch and random batches."""
     sizes = (fixed_batch,) if fixed_batch else PARITY_BATCHES
-    inputs = {f"random, batch {b}": example_input(spec, b, seed=b) for b in sizes}
+    inputs = {f"random x{b}": example_input(spec, b, seed=b) for b in sizes}
     real = _real_batch(source, spec)
     if real is not None:
         if fixed_batch:
             real = real[:fixed_batch] if len(real) >= fixed_batch else None
         if real is not None:
-            inputs = {f"validation, batch {len(real)}": real, **inputs}
+            inputs = {f"validation x{len(real)}": real, **inputs}
     return inputs
 
 
