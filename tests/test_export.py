@@ -211,3 +211,30 @@ def test_bad_sources_and_options_are_one_line_errors(trained, tmp_path):
     assert_user_error(invoke("export", run, "--opset", "99"), "emits opsets 7 to 20")
     assert_user_error(invoke("export", run, "--exporter", "dynamo", "--opset", "17"), "emits opsets 18 to 23")
     assert not (run / "model.onnx").exists()
+
+
+def test_a_model_torch_onnx_cannot_export_is_one_quiet_line(trained, tmp_path):
+    run = trained("lenet5")
+    code = (
+        "import torch\n"
+        "from dataclasses import replace\n"
+        "from pathlib import Path\n"
+        "from edgecv.exporters import ExportError, export_onnx, load_source\n"
+        "from edgecv.exporters.common import Source\n"
+        "class FFT(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return torch.fft.fft(x).abs().flatten(1)[:, :10]\n"
+        f"src = load_source({str(run)!r})\n"
+        "spec = replace(src.spec, input_shape=(1, 8, 8))\n"
+        f"out = {str(tmp_path / 'fft.onnx')!r}\n"
+        "try:\n"
+        "    export_onnx(Source(FFT().eval(), spec, src.config, src.checkpoint, src.out_dir), Path(out))\n"
+        "except ExportError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("operator aten::fft_fft has no ONNX export in opset 17 with the legacy exporter; "
+                                   "try --exporter dynamo (opset 18 or newer)")
+    assert proc.stderr == ""
+    assert not (tmp_path / "fft.onnx").exists()

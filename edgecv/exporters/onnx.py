@@ -28,6 +28,7 @@ from edgecv.exporters.common import (
     example_input,
     exportable,
     parity_inputs,
+    quiet_fds,
     quiet_torch,
 )
 from edgecv.fsutil import atomic_path
@@ -52,7 +53,7 @@ def check_opset(exporter: str, opset: int) -> None:
 def _torch_export(module: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, exporter: str,
                   dynamic: bool) -> None:
     try:
-        with quiet_torch():
+        with quiet_torch(), quiet_fds():
             if exporter == "dynamo":
                 shapes = {"x": {0: torch.export.Dim("batch", min=1)}} if dynamic else None
                 program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset,
@@ -65,6 +66,13 @@ def _torch_export(module: torch.nn.Module, example: torch.Tensor, path: Path, op
                                   input_names=[INPUT], output_names=[OUTPUT], dynamic_axes=axes)
     except torch.onnx.errors.UnsupportedOperatorError as exc:
         raise ExportError(_unsupported_message(str(exc), opset)) from None
+    except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
+        raise ExportError(f"torch.onnx ({exporter}) could not export the model: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _unsupported_message(text: str, opset: int) -> str:
@@ -74,7 +82,8 @@ def _unsupported_message(text: str, opset: int) -> str:
     if added:
         return f"operator {name} is not in ONNX opset {opset}; it needs opset {added.group(1)}: " \
                f"pass --opset {added.group(1)} or higher"
-    return f"operator {name} cannot be exported to ONNX opset {opset}: try a newer --opset"
+    return f"operator {name} has no ONNX export in opset {opset} with the legacy exporter; " \
+           "try --exporter dynamo (opset 18 or newer)"
 
 
 def _finish(model: onnx.ModelProto, spec: ModelSpec, simplify: bool) -> onnx.ModelProto:
@@ -83,8 +92,11 @@ def _finish(model: onnx.ModelProto, spec: ModelSpec, simplify: bool) -> onnx.Mod
         import onnxslim
 
         model = onnxslim.slim(model)
-    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    onnx.checker.check_model(model, full_check=True)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"the exported graph is not valid ONNX: {_first_line(exc)}") from None
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, {SPEC_KEY: spec.to_json()})
     model.producer_name = "edgecv"
