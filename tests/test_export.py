@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import assert_user_error, cli_env, invoke, run_cli
+from conftest import Exploit, assert_user_error, cli_env, invoke, run_cli
 from torchvision.models.vgg import cfgs, make_layers
 
 from edgecv import ModelSpec
@@ -179,13 +179,6 @@ def test_an_operator_missing_from_the_opset_is_named_with_the_opset_it_needs(tra
     assert export_onnx(tril, tmp_path / "tril.onnx", opset=14).passed
 
 
-class _Exploit:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
 
 def test_bad_sources_and_options_are_one_line_errors(trained, tmp_path):
     run = trained("mlp")
@@ -195,7 +188,7 @@ def test_bad_sources_and_options_are_one_line_errors(trained, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes((run / "checkpoints" / "best.pt").read_bytes()[:1000])
     assert_user_error(invoke("export", bad), "corrupt or truncated")
-    bad.write_bytes(pickle.dumps(_Exploit(tmp_path / "pwned")))
+    bad.write_bytes(pickle.dumps(Exploit(tmp_path / "pwned")))
     assert_user_error(invoke("export", bad), "objects other than tensors")
     assert not (tmp_path / "pwned").exists()
     ckpt = load_checkpoint(run / "checkpoints" / "best.pt")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_user_error, cli_env, invoke, make_image_folder, run_cli
+from conftest import Exploit, assert_user_error, cli_env, invoke, make_image_folder, run_cli
 from torchvision.models.vgg import cfgs, make_layers
 
 from edgecv import ModelSpec
@@ -181,13 +181,6 @@ def test_vgg16_transfer_trains_only_the_new_head(tmp_path):
     run_cli("train", "--resume", tmp_path / "run", check=True)
 
 
-class _Exploit:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
 
 def test_bad_checkpoints_are_refused_before_anything_runs(mlp_run, tmp_path):
     victim = tmp_path / "victim"
@@ -197,7 +190,7 @@ def test_bad_checkpoints_are_refused_before_anything_runs(mlp_run, tmp_path):
     marker = tmp_path / "pwned"
     cases = {
         "corrupt or truncated": original[: len(original) // 2],
-        "objects other than tensors": pickle.dumps(_Exploit(marker)),
+        "objects other than tensors": pickle.dumps(Exploit(marker)),
     }
     for fragment, payload in cases.items():
         last.write_bytes(payload)
