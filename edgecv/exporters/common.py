@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from edgecv.errors import EdgecvError, ModelError
+from edgecv.models.summary import ModelSummary, summarize
 from edgecv.spec import ModelSpec
 from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
 from edgecv.train.config import TrainConfig
@@ -43,6 +45,26 @@ class Source:
     config: TrainConfig
     checkpoint: Path
     out_dir: Path  # default folder for exported files: the run directory
+
+    @cached_property
+    def summary(self) -> ModelSummary:
+        """Params and MACs, computed once however many files are exported."""
+        return summarize(self.model, self.spec.input_shape)
+
+    @cached_property
+    def val_images(self) -> np.ndarray | None:
+        """Up to 64 uint8 (N, C, H, W) validation images of the model's own data set, loaded once;
+        None when the data set cannot be loaded here."""
+        from edgecv.data import load_dataset
+
+        cfg, spec = self.config, self.spec
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data = load_dataset(cfg.data, spec.size[0], color=spec.color, data_root=cfg.data_root)
+        except EdgecvError:
+            return None
+        return data.val.x[:REAL_BATCH]
 
 
 def sha256(path: Path) -> str:
@@ -105,17 +127,10 @@ def example_input(spec: ModelSpec, batch: int, seed: int = 0) -> torch.Tensor:
 
 
 def _real_batch(source: Source, spec: ModelSpec) -> torch.Tensor | None:
-    """Up to 64 validation images of the model's own data set, preprocessed as the spec says."""
-    from edgecv.data import load_dataset
-
-    cfg = source.config
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = load_dataset(cfg.data, spec.size[0], color=spec.color, data_root=cfg.data_root)
-    except EdgecvError:
+    """The source's validation images, preprocessed as ``spec`` says."""
+    if source.val_images is None:
         return None
-    x = torch.from_numpy(data.val.x[:REAL_BATCH])
+    x = torch.from_numpy(source.val_images)
     if spec.dtype == "uint8":
         return x.permute(0, 2, 3, 1).contiguous()
     mean = torch.tensor(spec.mean).view(1, -1, 1, 1)

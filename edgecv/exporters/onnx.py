@@ -32,7 +32,6 @@ from edgecv.exporters.common import (
     quiet_torch,
 )
 from edgecv.fsutil import atomic_path
-from edgecv.models.summary import summarize
 from edgecv.spec import ModelSpec
 
 DEFAULT_OPSET = 17
@@ -122,7 +121,7 @@ def export_onnx(source: Source, out: Path, *, opset: int = DEFAULT_OPSET, batch:
     start = time.perf_counter()
     module, spec = exportable(source, uint8_input)
     example = example_input(spec, batch or 2)  # batch 2: an example of 1 invites batch specialisation
-    summary = summarize(source.model, source.spec.input_shape)
+    summary = source.summary
     report = ExportReport(
         format="onnx", file=str(out), opset=opset,
         exporter=f"torch.onnx {exporter} exporter (torch {torch.__version__})",

@@ -20,7 +20,6 @@ from edgecv.exporters.common import (
     quiet_torch,
 )
 from edgecv.fsutil import atomic_path
-from edgecv.models.summary import summarize
 
 SPEC_FILE = "edgecv_spec.json"
 
@@ -50,7 +49,7 @@ def export_torchscript(source: Source, out: Path, *, uint8_input: bool = False, 
     checks = [(example_input(spec, b, seed=b),) for b in (1, 37)]
     with quiet_torch(), torch.no_grad():
         frozen = torch.jit.freeze(_script(module, example, checks).eval())
-    summary = summarize(source.model, source.spec.input_shape)
+    summary = source.summary
     report = ExportReport(
         format="torchscript", file=str(out), opset=None,
         exporter=f"torch.jit trace + freeze (torch {torch.__version__})",
