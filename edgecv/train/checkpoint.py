@@ -19,8 +19,11 @@ REQUIRED = ("epoch", "model", "config", "spec", "history")
 
 
 def save_checkpoint(path: Path | str, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` via a temp file and ``os.replace``: a crash leaves the old file."""
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    """Write ``payload`` to ``path`` via a temp file and ``os.replace``: a crash leaves the old file.
+
+    The format stamp is always this version's, so a loaded checkpoint can be saved back as it is.
+    """
+    payload = {**payload, "format": FORMAT, "format_version": FORMAT_VERSION}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

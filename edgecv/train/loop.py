@@ -268,7 +268,7 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
                       "test_macro_f1": metrics["macro_f1"], "best_epoch": best["epoch"],
                       "val_loss": state.best_val_loss}
     best["spec"] = s.spec.to_dict()
-    save_checkpoint(paths["best"], {k: v for k, v in best.items() if k not in ("format", "format_version")})
+    save_checkpoint(paths["best"], best)
     write_json(paths["spec"], s.spec.to_dict())
     write_json(paths["metrics"], metrics)
     reporter.note(f"best epoch {best['epoch']} (lowest validation loss) scored on the test split; "
