@@ -25,7 +25,7 @@ from edgecv.fsutil import remove_stale_temps, write_json
 from edgecv.metrics import classification_metrics, macro_scores
 from edgecv.models import create_model, param_groups
 from edgecv.spec import ModelSpec
-from edgecv.train.checkpoint import load_checkpoint, save_checkpoint
+from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgecv.train.config import TrainConfig
 from edgecv.train.device import amp_dtype, pick_device, set_deterministic
 from edgecv.train.history import write_history
@@ -340,16 +340,17 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
         cfg.device = device
     remove_stale_temps(last.parent)
     remove_stale_temps(run_dir)
-    session = _Session(cfg, _load_data(cfg), pick_device(cfg.device), load_weights=False)
-    session.restore(ckpt)
     best = ckpt.get("best", {})
     state = _State(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]),
                    best_val_loss=float(best.get("val_loss", math.inf)), best_epoch=int(best.get("epoch", 0)),
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), finished=bool(ckpt.get("finished")),
                    stopped_early=bool(ckpt.get("stopped_early")))
-    write_history(_paths(run_dir)["history"], state.history)
-    if state.finished and _paths(run_dir)["metrics"].is_file():
+    if state.finished and _paths(run_dir)["metrics"].is_file():  # no data or training session needed
+        model_from_checkpoint(ckpt, last)  # still refuse weights that do not fit the architecture
         reporter.note(f"{run_dir} already finished {state.epoch} epochs; nothing to do")
         metrics = json.loads(_paths(run_dir)["metrics"].read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
+    session = _Session(cfg, _load_data(cfg), pick_device(cfg.device), load_weights=False)
+    session.restore(ckpt)
+    write_history(_paths(run_dir)["history"], state.history)
     return _fit(run_dir, session, state, reporter)
