@@ -8,27 +8,15 @@ Usage: python benchmarks/zoo_digits.py [--models mlp,lenet5] [--seed 0]
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 
 import torch
 
+from edgecv.cpu import host_cpu
 from edgecv.models import MODELS, create_model
 from edgecv.models.summary import summarize
 from edgecv.train import TrainConfig, train
-
-
-def cpu_name() -> str:
-    """The CPU model as the OS reports it."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -37,7 +25,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(names))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {host_cpu().describe()}")
     print("| model | input | params | MACs | epochs | test accuracy | macro F1 | train time |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.models.split(","):

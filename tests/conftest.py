@@ -16,6 +16,35 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Run directories trained on digits, one per (model, epochs), made on first use and shared by every
+    test module; ``epochs=None`` trains with the model's defaults."""
+    root = tmp_path_factory.mktemp("runs")
+    runs: dict[str, Path] = {}
+
+    def get(name: str, epochs: int | None = 1) -> Path:
+        import torch
+        from torchvision.models.vgg import cfgs, make_layers
+
+        from edgecv.models import MODELS
+        from edgecv.train import TrainConfig, train
+
+        key = f"{name}-{epochs or 'full'}"
+        if key not in runs:
+            weights = None
+            if MODELS.get(name).pretrained:
+                torch.manual_seed(0)
+                weights = root / "vgg16-features.pth"
+                torch.save({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, weights)
+            runs[key] = root / key
+            train(TrainConfig(model=name, epochs=epochs, out=str(runs[key]),
+                              weights=str(weights) if weights else None))
+        return runs[key]
+
+    return get
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` (uint8) in the IDX format MNIST ships in."""
     path.parent.mkdir(parents=True, exist_ok=True)

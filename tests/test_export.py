@@ -17,38 +17,14 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import Exploit, assert_user_error, cli_env, invoke, run_cli
-from torchvision.models.vgg import cfgs, make_layers
 
 from edgecv import ModelSpec
 from edgecv.data import load_dataset
 from edgecv.exporters import ExportError, export_onnx, export_torchscript, load_source
 from edgecv.exporters.common import Source
-from edgecv.exporters.onnx import read_spec
 from edgecv.models import MODELS
-from edgecv.train import TrainConfig, train
+from edgecv.onnxfile import read_spec
 from edgecv.train.checkpoint import load_checkpoint, save_checkpoint
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """Run directories trained for one epoch on digits, one per model, made on first use."""
-    root = tmp_path_factory.mktemp("export-runs")
-    runs: dict[str, Path] = {}
-
-    def get(name: str, epochs: int = 1) -> Path:
-        key = f"{name}-{epochs}"
-        if key not in runs:
-            weights = None
-            if MODELS.get(name).pretrained:
-                torch.manual_seed(0)
-                weights = root / "vgg16-features.pth"
-                torch.save({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, weights)
-            runs[key] = root / key
-            train(TrainConfig(model=name, epochs=epochs, out=str(runs[key]),
-                              weights=str(weights) if weights else None))
-        return runs[key]
-
-    return get
 
 
 def _sha(path: Path) -> str:

@@ -6,6 +6,7 @@ import typer
 
 from edgecv import __version__
 from edgecv.cli.export import export_cmd
+from edgecv.cli.quantize import quantize_cmd
 from edgecv.cli.train import train_cmd
 from edgecv.cli.zoo import datasets_cmd, models_cmd, summary_cmd
 
@@ -15,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -38,6 +40,7 @@ def root(
 
 app.command("train")(train_cmd)
 app.command("export")(export_cmd)
+app.command("quantize")(quantize_cmd)
 app.command("models")(models_cmd)
 app.command("datasets")(datasets_cmd)
 app.command("summary")(summary_cmd)

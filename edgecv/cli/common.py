@@ -55,3 +55,11 @@ def fmt_count(n: int) -> str:
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return str(n)
+
+
+def fmt_bytes(n: int) -> str:
+    """1430009 -> '1.4 MB'."""
+    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

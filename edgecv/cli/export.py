@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import fmt_count, out, run_guarded
+from edgecv.cli.common import fmt_bytes, fmt_count, out, run_guarded
 from edgecv.errors import EdgecvError
 
 
@@ -18,13 +18,6 @@ def _parse_batch(text: str) -> int | None:
     if text.isdigit() and int(text) > 0:
         return int(text)
     raise EdgecvError(f"--batch takes 'dynamic' or a positive whole number, got {text!r}")
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 def print_reports(reports) -> None:
@@ -40,7 +33,7 @@ def print_reports(reports) -> None:
     out.print(table)
     for r in reports:
         opset = f", opset {r.opset}" if r.opset else ""
-        out.print(f"[green]wrote[/] {escape(r.file)}: {_size(r.size_bytes)}, {fmt_count(r.params)} params, "
+        out.print(f"[green]wrote[/] {escape(r.file)}: {fmt_bytes(r.size_bytes)}, {fmt_count(r.params)} params, "
                   f"{fmt_count(r.macs)} MACs, batch {r.batch}{opset}, {r.exporter}; "
                   f"parity ok (atol {r.atol:g}) in {r.seconds:.1f}s", soft_wrap=True)
 

@@ -32,10 +32,10 @@ from edgecv.exporters.common import (
     quiet_torch,
 )
 from edgecv.fsutil import atomic_path
+from edgecv.onnxfile import SPEC_KEY
 from edgecv.spec import ModelSpec
 
 DEFAULT_OPSET = 17
-SPEC_KEY = "edgecv.spec"
 EXPORTERS = {"legacy": (7, 20), "dynamo": (18, 23)}  # opsets each exporter can emit
 INPUT, OUTPUT = "input", "logits"
 
@@ -141,11 +141,3 @@ def export_onnx(source: Source, out: Path, *, opset: int = DEFAULT_OPSET, batch:
     report.seconds = time.perf_counter() - start
     return report
 
-
-def read_spec(path: Path | str) -> ModelSpec | None:
-    """The ModelSpec stored in an ONNX file's metadata, or None for a foreign file."""
-    model = onnx.load(str(path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == SPEC_KEY:
-            return ModelSpec.from_json(prop.value)
-    return None

@@ -1,0 +1,140 @@
+"""Which int8 flavour is fastest on this CPU, and which keeps accuracy: the measurement behind
+``edgecv quantize``'s per-CPU default.
+
+For ResNet-20 trained on digits (accuracy is real) and a ResNet-18 for 32x32 CIFAR-size inputs (random
+weights, timing only), it writes QDQ int8 models with uint8 or int8 activations and weights, with and without
+7-bit weights (reduce_range), and prints batch-1 p50 latency under ONNX Runtime's CPU provider as a ratio to
+fp32 measured in the same run, plus test accuracy. Variants are timed in interleaved rounds so drift hits
+them all alike.
+
+On a 2-core AMD EPYC without VNNI (AVX2), ONNX Runtime 1.32:
+ResNet-20: fp32 0.66 ms; U8S8 1.4x faster but 86% accuracy (16-bit saturation); U8S8 + reduce_range 1.4x
+faster at full accuracy; S8S8 1.7x slower; U8U8 1.3x slower.
+
+Usage: python benchmarks/quantize_flavours.py [--run RUN_DIR] [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgecv.cpu import host_cpu
+from edgecv.quantize import QuantizeOptions, quantize
+from edgecv.quantize import methods as m
+
+FLAVOURS = [  # (label, activation, weight, reduce_range)
+    ("U8S8", "uint8", "int8", False),
+    ("U8S8 reduce_range", "uint8", "int8", True),
+    ("S8S8", "int8", "int8", False),
+    ("U8U8", "uint8", "uint8", False),
+]
+
+
+def resnet20_run(out: Path) -> Path:
+    """Train edgecv's ResNet-20 on digits and export it: a real model with real accuracy."""
+    from edgecv.exporters import export_onnx, load_source
+    from edgecv.train import TrainConfig, train
+
+    train(TrainConfig(model="resnet", out=str(out)))
+    export_onnx(load_source(out), out / "model.onnx")
+    return out / "model.onnx"
+
+
+def resnet18_cifar(out: Path) -> Path:
+    """torchvision's ResNet-18 with the usual CIFAR stem (3x3 stride-1 conv, no max-pool), 3x32x32 input."""
+    import torch
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(num_classes=10)
+    net.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    net.maxpool = torch.nn.Identity()
+    net.eval()
+    torch.onnx.export(net, (torch.randn(2, 3, 32, 32),), str(out), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return out
+
+
+def p50_ms(sessions: dict[str, ort.InferenceSession], x: np.ndarray, seconds: float) -> dict[str, float]:
+    """Median batch-1 latency per session, timed in interleaved rounds after a warm-up."""
+    times: dict[str, list[int]] = {k: [] for k in sessions}
+    feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
+    for k, s in sessions.items():
+        for _ in range(30):
+            s.run(None, feeds[k])
+    end = time.perf_counter() + seconds * len(sessions)
+    while time.perf_counter() < end:
+        for k, s in sessions.items():
+            for _ in range(20):
+                t0 = time.perf_counter_ns()
+                s.run(None, feeds[k])
+                times[k].append(time.perf_counter_ns() - t0)
+    return {k: float(np.median(v)) / 1e6 for k, v in times.items()}
+
+
+def session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def bench_resnet20(tmp: Path, run: Path | None, seconds: float) -> None:
+    src = (run / "model.onnx") if run else resnet20_run(tmp / "resnet20")
+    paths, acc = {"fp32": src}, {}
+    for label, act, weight, rr in FLAVOURS:
+        out = tmp / label.replace(" ", "-")
+        report = quantize(src, QuantizeOptions(methods=("int8-static",), activation_type=act, weight_type=weight,
+                                               reduce_range=rr, out_dir=out))
+        paths[label] = Path(report.results[0].file)
+        acc[label] = report.results[0].test_accuracy
+        acc["fp32"] = report.source["test_accuracy"]
+    x = np.random.default_rng(0).standard_normal((1, 1, 32, 32)).astype(np.float32)
+    lat = p50_ms({k: session(p) for k, p in paths.items()}, x, seconds)
+    print("\nResNet-20 on digits (trained), batch 1")
+    print("| flavour | p50 ms | speed-up vs fp32 | test accuracy |")
+    print("|---|---:|---:|---:|")
+    for k in paths:
+        print(f"| {k} | {lat[k]:.3f} | {lat['fp32'] / lat[k]:.2f}x | {acc[k]:.2%} |")
+
+
+def bench_resnet18(tmp: Path, seconds: float) -> None:
+    src = resnet18_cifar(tmp / "resnet18.onnx")
+    prepared = tmp / "resnet18.prepared.onnx"
+    from onnxruntime.quantization import quant_pre_process
+
+    quant_pre_process(str(src), str(prepared))
+    calib = np.random.default_rng(1).standard_normal((64, 3, 32, 32)).astype(np.float32)
+    paths = {"fp32": src}
+    for label, act, weight, rr in FLAVOURS:
+        out = tmp / f"resnet18-{label.replace(' ', '-')}.onnx"
+        settings = m.Int8Settings(act, weight, rr, True, "minmax", len(calib))
+        m.int8_static(prepared, out, settings, m.calibration_reader("input", calib, None), tmp / "r18-cache.json")
+        paths[label] = out
+    x = calib[:1]
+    lat = p50_ms({k: session(p) for k, p in paths.items()}, x, seconds)
+    print("\nResNet-18 (CIFAR stem, 3x32x32, random weights), batch 1")
+    print("| flavour | p50 ms | speed-up vs fp32 |")
+    print("|---|---:|---:|")
+    for k in paths:
+        print(f"| {k} | {lat[k]:.3f} | {lat['fp32'] / lat[k]:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, help="an existing resnet run directory with model.onnx")
+    parser.add_argument("--seconds", type=float, default=2.0, help="timing per variant")
+    args = parser.parse_args()
+    cpu = host_cpu()
+    print(f"{cpu.describe()}, onnxruntime {ort.__version__}; edgecv's default here: {m.default_flavour(cpu)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_resnet20(Path(tmp), args.run, args.seconds)
+        bench_resnet18(Path(tmp), args.seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,418 @@
+"""ONNX -> ONNX quantisation: int8 static (QDQ, calibrated), int8 dynamic and fp16, with an accuracy budget.
+
+All three call onnxruntime.quantization (or its fp16 converter); edgecv adds the data (calibration from the
+model's own training split), the measurement (validation and test accuracy before and after), the choice
+of int8 flavour for the host CPU, the accuracy-aware fallback, and files that keep their ModelSpec.
+
+Measured on a 2-core AMD EPYC without VNNI (AVX2), ONNX Runtime 1.32, ResNet-20 on digits at batch 1: U8S8
+with full 8-bit weights lost 13 points of test accuracy to 16-bit saturation, U8S8 with 7-bit weights
+(reduce_range) lost none and ran 1.4x faster than fp32, and S8S8 ran 1.7x slower than fp32
+(``python benchmarks/quantize_flavours.py``). Hence the per-CPU defaults in :func:`default_flavour`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv import __version__
+from edgecv.cpu import host_cpu
+from edgecv.errors import EdgecvError, ModelError
+from edgecv.fsutil import atomic_path, write_json
+from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, metadata, quantization_of, set_metadata, spec_of
+from edgecv.quantize import methods as m
+from edgecv.quantize.aware import AwareResult, BudgetError, fit_budget
+from edgecv.quantize.data import FEW_CALIB, QuantData, data_source, foreign_spec, load_bundle, load_quant_data
+from edgecv.quantize.ortrun import accuracy, cpu_session, run_logits
+from edgecv.spec import ModelSpec
+
+METHODS = m.METHODS
+CALIB_METHODS = m.CALIB_METHODS
+QTYPES = m.QTYPES
+DYNAMIC_NOTE = ("ONNX Runtime has no fast dynamic ConvInteger kernel, so conv nets usually run slower as "
+                "int8-dynamic than as fp32; it suits Linear/MatMul-heavy models")
+LARGE_DROP_PP = 1.0  # without a budget, a bigger validation loss than this gets a note
+FP16_NOTE = ("this CPU has no native fp16 arithmetic: ONNX Runtime's CPU provider runs the fp16 file through "
+             "casts, slower than fp32; the file is meant for GPUs (CUDA, TensorRT)")
+
+
+class QuantizeError(EdgecvError):
+    """One or more methods failed; ``report`` holds what the others produced."""
+
+    def __init__(self, message: str, report: QuantizeReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class QuantizeOptions:
+    """How to quantise; ``None`` means "decide from the model, its data and the host CPU"."""
+
+    methods: tuple[str, ...] = METHODS
+    data: str | None = None  # data set for calibration and accuracy; default: the model's own
+    data_root: str | None = None  # where torchvision data sets live
+    calib_size: int = 512  # calibration images, drawn from the training split
+    calib_method: str = "minmax"  # minmax | entropy | percentile
+    per_channel: bool = True  # per-channel weight scales
+    activation_type: str | None = None  # uint8 | int8; default from the host CPU
+    weight_type: str | None = None  # int8 | uint8; default from the host CPU
+    reduce_range: bool | None = None  # 7-bit weights; default: on for x86 without VNNI
+    max_accuracy_drop: float | None = None  # percentage points of validation accuracy against fp32
+    max_float_nodes: int | None = None  # most nodes the accuracy-aware mode may return to float
+    out_dir: Path | None = None  # default: next to the input
+
+    def validate(self) -> None:
+        bad = [x for x in self.methods if x not in METHODS]
+        if bad or not self.methods:
+            raise EdgecvError(f"--method must be {', '.join(METHODS)} or all, got {', '.join(bad) or 'nothing'}")
+        if self.calib_method not in CALIB_METHODS:
+            raise EdgecvError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}")
+        for flag, value in (("--activation-type", self.activation_type), ("--weight-type", self.weight_type)):
+            if value is not None and value not in QTYPES:
+                raise EdgecvError(f"{flag} must be uint8 or int8, got {value!r}")
+        if self.calib_size < 1:
+            raise EdgecvError(f"--calib-size must be at least 1 (calibration needs images), got {self.calib_size}")
+        if self.max_accuracy_drop is not None and not self.max_accuracy_drop >= 0:
+            raise EdgecvError(f"--max-accuracy-drop takes percentage points >= 0, got {self.max_accuracy_drop}")
+        if self.max_float_nodes is not None and self.max_float_nodes < 0:
+            raise EdgecvError(f"--max-float-nodes must be >= 0, got {self.max_float_nodes}")
+
+
+@dataclass
+class MethodResult:
+    """One quantised file: what it is, how it was made, and what it scores against fp32."""
+
+    method: str
+    file: str
+    size_bytes: int
+    val_accuracy: float
+    test_accuracy: float
+    val_drop_pp: float
+    test_drop_pp: float
+    settings: dict[str, Any]
+    float_nodes: list[str] = field(default_factory=list)
+    aware_steps: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class QuantizeReport:
+    """What ``quantize.json`` records: the fp32 source, the data, the host, and each method's result."""
+
+    source: dict[str, Any]
+    data: dict[str, Any]
+    host: dict[str, Any]
+    results: list[MethodResult] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def output_path(model_path: Path, method: str, out_dir: Path | None = None) -> Path:
+    """``model.onnx`` -> ``model.int8.onnx`` / ``model.int8-dynamic.onnx`` / ``model.fp16.onnx``."""
+    name = model_path.name
+    stem = name[:-len(".onnx")] if name.endswith(".onnx") else model_path.stem
+    return (out_dir or model_path.parent) / f"{stem}{m.SUFFIX[method]}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _io(model: Any) -> tuple[str, list[Any], int]:
+    """The single input's name and dims, and its element type."""
+    init = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init]
+    if len(inputs) != 1 or len(model.graph.output) != 1:
+        raise ModelError(f"edgecv quantises single-input, single-output classifiers; this model has "
+                         f"{len(inputs)} inputs and {len(model.graph.output)} outputs")
+    tensor = inputs[0].type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    return inputs[0].name, dims, tensor.elem_type
+
+
+def _model_spec(path: Path, model: Any, options: QuantizeOptions) -> tuple[ModelSpec, bool, Any]:
+    """The model's spec (or one built from ``--data`` for a foreign model) and its data set."""
+    import onnx
+
+    spec = spec_of(model)
+    _, dims, elem = _io(model)
+    if spec is None:
+        if elem != onnx.TensorProto.FLOAT or len(dims) != 4 or None in dims[1:]:
+            raise ModelError(f"{path} has no edgecv spec and does not take float (N, C, H, W) images")
+        shape = tuple(dims[1:])
+    else:
+        shape = spec.input_shape
+    name, root = data_source(path, spec, options.data, options.data_root)
+    bundle = load_bundle(name, root, shape)
+    return (spec or foreign_spec(shape, bundle)), spec is not None, bundle
+
+
+def _name_nodes(path: Path) -> Any:
+    """Give every unnamed node a unique name, so nodes can be excluded by name; return the model."""
+    import onnx
+
+    model = onnx.load(str(path))
+    seen = {node.name for node in model.graph.node if node.name}
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in seen:
+                name += "_"
+            node.name = name
+            seen.add(name)
+    onnx.save(model, str(path))
+    return model
+
+
+def _stamp(tmp: Path, source_props: dict[str, str], spec: ModelSpec | None, info: dict[str, Any],
+           doc: str) -> None:
+    """Give a quantised file the source's metadata, its own measured accuracy and its settings."""
+    import onnx
+
+    model = onnx.load(str(tmp))
+    props = {k: v for k, v in source_props.items() if k not in (SPEC_KEY, QUANT_KEY)}
+    if spec is not None:
+        metrics = {"val_accuracy": info["val_accuracy"], "test_accuracy": info["test_accuracy"]}
+        props[SPEC_KEY] = replace(spec, metrics=metrics).to_json()
+    props[QUANT_KEY] = json.dumps(info, sort_keys=True)
+    set_metadata(model, props)
+    model.producer_name, model.producer_version = "edgecv", __version__
+    model.doc_string = f"{doc} Quantised by edgecv ({info['method']}): settings in metadata_props['{QUANT_KEY}']."
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise EdgecvError(f"{info['method']} produced an invalid ONNX graph: {str(exc).strip().splitlines()[0]}") \
+            from None
+    onnx.save(model, str(tmp), save_as_external_data=False)
+
+
+class _Job:
+    """One quantisation run over one source model: shared data, fp32 reference and scratch folder."""
+
+    def __init__(self, path: Path, options: QuantizeOptions, progress: Callable[[str], None]) -> None:
+        self.path, self.options, self.progress = path, options, progress
+        progress(f"checking {path.name}")
+        self.model = load_onnx(path)
+        if quantization_of(self.model) is not None or any(
+                n.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+                for n in self.model.graph.node):
+            raise ModelError(f"{path} is already quantised; quantise the fp32 model instead")
+        progress("loading data")
+        self.spec, self.has_spec, bundle = _model_spec(path, self.model, options)
+        self.data: QuantData = load_quant_data(self.spec, bundle, options.calib_size)
+        self.train_size = len(bundle.train)
+        self.input_name, dims, _ = _io(self.model)
+        self.fixed_batch = dims[0] if dims and dims[0] else None
+        progress("measuring the fp32 model")
+        session = cpu_session(path)
+        self.ref_val = run_logits(session, self.data.val_x)
+        self.ref_test = run_logits(session, self.data.test_x)
+        self.val_acc = accuracy(self.ref_val, self.data.val_y)
+        self.test_acc = accuracy(self.ref_test, self.data.test_y)
+
+    def measure(self, path: Path) -> np.ndarray:
+        return run_logits(cpu_session(path), self.data.val_x)
+
+    def drop_of(self, path: Path) -> float:
+        return 100.0 * (self.val_acc - accuracy(self.measure(path), self.data.val_y))
+
+
+def _guarded(what: str, fn: Callable[[], None]) -> None:
+    """Run an onnxruntime.quantization step; its failures become one-line errors."""
+    try:
+        fn()
+    except EdgecvError:
+        raise
+    except Exception as exc:  # the quantiser raises bare Exception, AssertionError, ValueError, ...
+        text = str(exc).strip().splitlines()
+        raise EdgecvError(f"{what} failed: {text[0] if text else type(exc).__name__}") from None
+
+
+def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
+             progress: Callable[[str], None] | None = None) -> QuantizeReport:
+    """Quantise ``model_path`` with each of ``options.methods``, measure every result, and record them in
+    ``quantize.json`` next to the outputs. Raises :class:`QuantizeError` (with the report) if a method
+    fails; the other methods' files are still written."""
+    options = options or QuantizeOptions()
+    options.validate()
+    progress = progress or (lambda _msg: None)
+    path = Path(model_path)
+    job = _Job(path, options, progress)
+    cpu = host_cpu()
+    flavour = m.default_flavour(cpu)
+    notes = []
+    calib_n = len(job.data.calib)
+    if "int8-static" in options.methods:
+        if calib_n < options.calib_size:
+            notes.append(f"the training split has only {calib_n} images; calibrating with all of them")
+        if calib_n < FEW_CALIB:
+            notes.append(f"only {calib_n} calibration images: ranges from fewer than {FEW_CALIB} are unreliable")
+    report = QuantizeReport(
+        source={"file": path.name, "size_bytes": path.stat().st_size, "sha256": _sha256(path),
+                "val_accuracy": job.val_acc, "test_accuracy": job.test_acc},
+        data={"name": job.data.name, "calib_images": calib_n, "calib_split": "train",
+              "val_images": len(job.data.val_y), "test_images": len(job.data.test_y)},
+        host={"cpu": cpu.describe(), "vnni": cpu.vnni, "native_fp16": cpu.native_fp16,
+              "int8_default": asdict(flavour), "onnxruntime": _ort_version()},
+        notes=notes,
+    )
+    out_dir = options.out_dir or path.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgecv-quantize-") as scratch:
+        work = Path(scratch)
+        prepared, prepared_model = work / "prepared.onnx", None
+        if any(x.startswith("int8") for x in options.methods):
+            progress("preparing the graph (quant_pre_process)")
+            _guarded("onnxruntime's quant_pre_process", lambda: _prepare(path, prepared))
+            prepared_model = _name_nodes(prepared)
+        for method in options.methods:
+            target = output_path(path, method, out_dir)
+            try:
+                result = _run_method(job, method, target, path if method == "fp16" else prepared,
+                                     prepared_model, flavour, work)
+            except EdgecvError as exc:
+                report.failures[method] = str(exc)
+                continue
+            report.results.append(result)
+    _record(out_dir, report)
+    if report.failures:
+        raise QuantizeError("; ".join(f"{k}: {v}" for k, v in report.failures.items()), report)
+    return report
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def _prepare(source: Path, prepared: Path) -> None:
+    from onnxruntime.quantization import quant_pre_process
+
+    with m.quiet_quantizer():
+        quant_pre_process(str(source), str(prepared))
+
+
+def _settings(job: _Job, method: str, flavour: m.Int8Flavour) -> m.Int8Settings:
+    o = job.options
+    return m.Int8Settings(
+        activation_type=(o.activation_type or flavour.activation_type) if method == "int8-static" else "uint8",
+        weight_type=o.weight_type or flavour.weight_type,
+        reduce_range=flavour.reduce_range if o.reduce_range is None else o.reduce_range,
+        per_channel=o.per_channel, calib_method=o.calib_method, calib_size=len(job.data.calib),
+        format="QDQ" if method == "int8-static" else "dynamic (ConvInteger/MatMulInteger)",
+    )
+
+
+def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_model: Any,
+                flavour: m.Int8Flavour, work: Path) -> MethodResult:
+    """Quantise with one method (within the budget, if one is set) and write ``target`` atomically."""
+    start = time.perf_counter()
+    options, progress = job.options, job.progress
+    notes: list[str] = []
+    if method == "fp16":
+        settings: dict[str, Any] = {"keep_io_types": True, "float32_ops": "the converter's default block list"}
+        if not host_cpu().native_fp16:
+            notes.append(FP16_NOTE)
+
+        def quantize_to(out: Path, exclude, only) -> None:
+            _guarded("fp16 conversion", lambda: m.fp16(source, out, exclude))
+    else:
+        s = _settings(job, method, flavour)
+        settings = s.to_dict()
+        if method == "int8-static":
+            reader = m.calibration_reader(job.input_name, job.data.calib, job.fixed_batch)
+            cache = work / f"calibration-{options.calib_method}.json"
+
+            def quantize_to(out: Path, exclude, only) -> None:
+                _guarded("onnxruntime's quantize_static",
+                         lambda: m.int8_static(source, out, s, reader, cache, exclude, only))
+        else:
+            settings = {k: v for k, v in settings.items() if k not in ("calib_method", "calib_size")}
+
+            def quantize_to(out: Path, exclude, only) -> None:
+                _guarded("onnxruntime's quantize_dynamic", lambda: m.int8_dynamic(source, out, s, exclude, only))
+        if options.activation_type is None and options.weight_type is None and options.reduce_range is None:
+            settings["chosen_for"] = flavour.reason
+    progress(f"{method}: quantising")
+    scratch = work / f"{method}.onnx"
+    quantize_to(scratch, (), None)
+    candidates: list[str] = []
+    if method != "fp16":
+        import onnx
+
+        candidates = m.quantized_nodes(method, prepared_model, onnx.load(str(scratch)))
+        if method == "int8-dynamic" and any(n.op_type == "Conv" for n in prepared_model.graph.node
+                                            if n.name in set(candidates)):
+            notes.append(DYNAMIC_NOTE)
+    aware = AwareResult()
+    if options.max_accuracy_drop is not None:
+        progress(f"{method}: checking the {options.max_accuracy_drop:g} pp budget")
+        aware = fit_budget(method, scratch, candidates, quantize_to, job.drop_of, job.measure, job.ref_val,
+                           options.max_accuracy_drop, options.max_float_nodes, work, progress)
+    progress(f"{method}: measuring")
+    session = cpu_session(scratch)
+    val_acc = accuracy(run_logits(session, job.data.val_x), job.data.val_y)
+    test_acc = accuracy(run_logits(session, job.data.test_x), job.data.test_y)
+    del session
+    info = {
+        "method": method, "settings": settings, "float_nodes": aware.float_nodes,
+        "source_file": job.path.name, "source_sha256": _sha256(job.path), "host_cpu": host_cpu().describe(),
+        "onnxruntime": _ort_version(), "calibration_data": job.data.name if method == "int8-static" else None,
+        "val_accuracy": val_acc, "test_accuracy": test_acc,
+        "fp32_val_accuracy": job.val_acc, "fp32_test_accuracy": job.test_acc,
+    }
+    val_drop = 100.0 * (job.val_acc - val_acc)
+    if options.max_accuracy_drop is None and val_drop > LARGE_DROP_PP:
+        notes.append(f"lost {val_drop:.2f} pp of validation accuracy against fp32; --max-accuracy-drop PP returns "
+                     "the most sensitive nodes to float until the loss is within PP")
+    with atomic_path(target) as tmp:
+        shutil.copyfile(scratch, tmp)
+        _stamp(tmp, metadata(job.model), job.spec if job.has_spec else None, info, job.model.doc_string)
+        size = tmp.stat().st_size
+    return MethodResult(
+        method=method, file=str(target), size_bytes=size, val_accuracy=val_acc, test_accuracy=test_acc,
+        val_drop_pp=val_drop, test_drop_pp=100.0 * (job.test_acc - test_acc),
+        settings=settings, float_nodes=aware.float_nodes,
+        aware_steps=[{"returned_to_float": n, "val_drop_pp": d} for n, d in aware.steps],
+        notes=notes, seconds=time.perf_counter() - start,
+    )
+
+
+def _record(out_dir: Path, report: QuantizeReport) -> None:
+    """Add this run's outputs to ``out_dir/quantize.json``, keyed by file name, keeping other entries."""
+    path = out_dir / "quantize.json"
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        data = {}
+    models = data.get("models", {}) if isinstance(data, dict) else {}
+    for result in report.results:
+        entry = asdict(result)
+        entry["file"] = Path(result.file).name
+        entry["source"] = report.source
+        entry["data"] = report.data
+        entry["host"] = report.host
+        models[entry["file"]] = entry
+    write_json(path, {"models": models})
+
+
+__all__ = ["CALIB_METHODS", "METHODS", "QTYPES", "BudgetError", "MethodResult", "QuantizeError",
+           "QuantizeOptions", "QuantizeReport", "output_path", "quantize"]
