@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/edgecv train --data digits --out runs/demo --overwrite
 	$(BIN)/edgecv export runs/demo
+	$(BIN)/edgecv quantize runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check edgecv tests benchmarks
@@ -25,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/quantize_flavours.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

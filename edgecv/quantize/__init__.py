@@ -4,10 +4,11 @@ All three call onnxruntime.quantization (or its fp16 converter); edgecv adds the
 model's own training split), the measurement (validation and test accuracy before and after), the choice
 of int8 flavour for the host CPU, the accuracy-aware fallback, and files that keep their ModelSpec.
 
-Measured on a 2-core AMD EPYC without VNNI (AVX2), ONNX Runtime 1.32, ResNet-20 on digits at batch 1: U8S8
-with full 8-bit weights lost 13 points of test accuracy to 16-bit saturation, U8S8 with 7-bit weights
-(reduce_range) lost none and ran 1.4x faster than fp32, and S8S8 ran 1.7x slower than fp32
-(``python benchmarks/quantize_flavours.py``). Hence the per-CPU defaults in :func:`default_flavour`.
+Measured on a 2-core AMD EPYC without VNNI (AVX2), ONNX Runtime 1.32, batch 1 (``python
+benchmarks/quantize_flavours.py``): ResNet-20 on digits with U8S8 and full 8-bit weights lost 13 points of
+test accuracy to 16-bit saturation; with 7-bit weights (reduce_range) it lost none and ran 1.3x faster than
+fp32, while S8S8 ran 2.1x slower than fp32. On a CIFAR-size ResNet-18, U8S8 with reduce_range ran 1.6x
+faster than fp32 and S8S8 0.85x. Hence the per-CPU defaults in :func:`methods.default_flavour`.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ QTYPES = m.QTYPES
 DYNAMIC_NOTE = ("ONNX Runtime has no fast dynamic ConvInteger kernel, so conv nets usually run slower as "
                 "int8-dynamic than as fp32; it suits Linear/MatMul-heavy models")
 LARGE_DROP_PP = 1.0  # without a budget, a bigger validation loss than this gets a note
-FP16_NOTE = ("this CPU has no native fp16 arithmetic: ONNX Runtime's CPU provider runs the fp16 file through "
-             "casts, slower than fp32; the file is meant for GPUs (CUDA, TensorRT)")
+FP16_NOTE = ("this CPU has no native fp16 arithmetic: ONNX Runtime's CPU provider computes the fp16 file in "
+             "float32 between casts, so it runs no faster than fp32 here; the file is meant for GPUs (CUDA, TensorRT)")
 
 
 class QuantizeError(EdgecvError):
