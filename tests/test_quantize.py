@@ -264,7 +264,8 @@ def test_bad_input_is_one_line_with_exit_2_and_no_output(exported, tmp_path):
     before = sorted(p.name for p in good.parent.iterdir())
     for args, fragment in cases:
         assert_user_error(invoke("quantize", *args, "--out", tmp_path / "out"), fragment)
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()
+    assert_user_error(invoke("quantize", good, "--out", text / "sub"), "cannot write to", "is a file")
     assert sorted(p.name for p in good.parent.iterdir()) == before
     # an int8 file is not quantised again
     q = quantize(copy_run(good, tmp_path / "q"), QuantizeOptions(methods=("int8-static",), calib_size=32))

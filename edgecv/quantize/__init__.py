@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -218,7 +219,7 @@ class _Job:
         progress("loading data")
         self.spec, self.has_spec, bundle = _model_spec(path, self.model, options)
         self.data: QuantData = load_quant_data(self.spec, bundle, options.calib_size)
-        self.train_size = len(bundle.train)
+        self.sha256 = _sha256(path)
         self.input_name, dims, _ = _io(self.model)
         self.fixed_batch = dims[0] if dims and dims[0] else None
         progress("measuring the fp32 model")
@@ -255,6 +256,8 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
     options.validate()
     progress = progress or (lambda _msg: None)
     path = Path(model_path)
+    out_dir = options.out_dir or path.parent
+    _check_writable(out_dir)
     job = _Job(path, options, progress)
     cpu = host_cpu()
     flavour = m.default_flavour(cpu)
@@ -266,7 +269,7 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
         if calib_n < FEW_CALIB:
             notes.append(f"only {calib_n} calibration images: ranges from fewer than {FEW_CALIB} are unreliable")
     report = QuantizeReport(
-        source={"file": path.name, "size_bytes": path.stat().st_size, "sha256": _sha256(path),
+        source={"file": path.name, "size_bytes": path.stat().st_size, "sha256": job.sha256,
                 "val_accuracy": job.val_acc, "test_accuracy": job.test_acc},
         data={"name": job.data.name, "calib_images": calib_n, "calib_split": "train",
               "val_images": len(job.data.val_y), "test_images": len(job.data.test_y)},
@@ -274,8 +277,10 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
               "int8_default": asdict(flavour), "onnxruntime": _ort_version()},
         notes=notes,
     )
-    out_dir = options.out_dir or path.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgecvError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(prefix="edgecv-quantize-") as scratch:
         work = Path(scratch)
         prepared, prepared_model = work / "prepared.onnx", None
@@ -296,6 +301,17 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
     if report.failures:
         raise QuantizeError("; ".join(f"{k}: {v}" for k, v in report.failures.items()), report)
     return report
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before the expensive work when the outputs cannot be written (creating nothing yet)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EdgecvError(f"cannot write to {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise EdgecvError(f"cannot write to {folder}: {existing} is not writable")
 
 
 def _ort_version() -> str:
@@ -322,12 +338,10 @@ def _settings(job: _Job, method: str, flavour: m.Int8Flavour) -> m.Int8Settings:
     )
 
 
-def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_model: Any,
-                flavour: m.Int8Flavour, work: Path) -> MethodResult:
-    """Quantise with one method (within the budget, if one is set) and write ``target`` atomically."""
-    start = time.perf_counter()
-    options, progress = job.options, job.progress
-    notes: list[str] = []
+def _quantizer(job: _Job, method: str, source: Path, flavour: m.Int8Flavour, work: Path,
+               notes: list[str]) -> tuple[Callable[[Path, Any, Any], None], dict[str, Any]]:
+    """The method as a function (out, nodes to keep in float, nodes to quantise alone) and its settings."""
+    options = job.options
     if method == "fp16":
         settings: dict[str, Any] = {"keep_io_types": True, "float32_ops": "the converter's default block list"}
         if not host_cpu().native_fp16:
@@ -335,23 +349,36 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
 
         def quantize_to(out: Path, exclude, only) -> None:
             _guarded("fp16 conversion", lambda: m.fp16(source, out, exclude))
+        return quantize_to, settings
+    s = _settings(job, method, flavour)
+    settings = s.to_dict()
+    if method == "int8-static":
+        reader = m.calibration_reader(job.input_name, job.data.calib, job.fixed_batch)
+        cache = work / f"calibration-{options.calib_method}.json"
+
+        def quantize_to(out: Path, exclude, only) -> None:
+            _guarded("onnxruntime's quantize_static",
+                     lambda: m.int8_static(source, out, s, reader, cache, exclude, only))
     else:
-        s = _settings(job, method, flavour)
-        settings = s.to_dict()
-        if method == "int8-static":
-            reader = m.calibration_reader(job.input_name, job.data.calib, job.fixed_batch)
-            cache = work / f"calibration-{options.calib_method}.json"
+        settings = {k: v for k, v in settings.items() if k not in ("calib_method", "calib_size")}
+        if options.activation_type == "int8":
+            notes.append("ONNX Runtime's dynamic kernels take uint8 activations; --activation-type int8 "
+                         "applies to int8-static only")
 
-            def quantize_to(out: Path, exclude, only) -> None:
-                _guarded("onnxruntime's quantize_static",
-                         lambda: m.int8_static(source, out, s, reader, cache, exclude, only))
-        else:
-            settings = {k: v for k, v in settings.items() if k not in ("calib_method", "calib_size")}
+        def quantize_to(out: Path, exclude, only) -> None:
+            _guarded("onnxruntime's quantize_dynamic", lambda: m.int8_dynamic(source, out, s, exclude, only))
+    if options.activation_type is None and options.weight_type is None and options.reduce_range is None:
+        settings["chosen_for"] = flavour.reason
+    return quantize_to, settings
 
-            def quantize_to(out: Path, exclude, only) -> None:
-                _guarded("onnxruntime's quantize_dynamic", lambda: m.int8_dynamic(source, out, s, exclude, only))
-        if options.activation_type is None and options.weight_type is None and options.reduce_range is None:
-            settings["chosen_for"] = flavour.reason
+
+def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_model: Any,
+                flavour: m.Int8Flavour, work: Path) -> MethodResult:
+    """Quantise with one method (within the budget, if one is set) and write ``target`` atomically."""
+    start = time.perf_counter()
+    options, progress = job.options, job.progress
+    notes: list[str] = []
+    quantize_to, settings = _quantizer(job, method, source, flavour, work, notes)
     progress(f"{method}: quantising")
     scratch = work / f"{method}.onnx"
     quantize_to(scratch, (), None)
@@ -375,7 +402,7 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
     del session
     info = {
         "method": method, "settings": settings, "float_nodes": aware.float_nodes,
-        "source_file": job.path.name, "source_sha256": _sha256(job.path), "host_cpu": host_cpu().describe(),
+        "source_file": job.path.name, "source_sha256": job.sha256, "host_cpu": host_cpu().describe(),
         "onnxruntime": _ort_version(), "calibration_data": job.data.name if method == "int8-static" else None,
         "val_accuracy": val_acc, "test_accuracy": test_acc,
         "fp32_val_accuracy": job.val_acc, "fp32_test_accuracy": job.test_acc,
@@ -384,10 +411,13 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
     if options.max_accuracy_drop is None and val_drop > LARGE_DROP_PP:
         notes.append(f"lost {val_drop:.2f} pp of validation accuracy against fp32; --max-accuracy-drop PP returns "
                      "the most sensitive nodes to float until the loss is within PP")
-    with atomic_path(target) as tmp:
-        shutil.copyfile(scratch, tmp)
-        _stamp(tmp, metadata(job.model), job.spec if job.has_spec else None, info, job.model.doc_string)
-        size = tmp.stat().st_size
+    try:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(scratch, tmp)
+            _stamp(tmp, metadata(job.model), job.spec if job.has_spec else None, info, job.model.doc_string)
+            size = tmp.stat().st_size
+    except OSError as exc:
+        raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None
     return MethodResult(
         method=method, file=str(target), size_bytes=size, val_accuracy=val_acc, test_accuracy=test_acc,
         val_drop_pp=val_drop, test_drop_pp=100.0 * (job.test_acc - test_acc),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -190,5 +190,3 @@ def quantized_nodes(method: str, prepared: Any, quantized: Any) -> list[str]:
                 names.append(node.name)
     return names
 
-
-Quantizer = Callable[[Path, Sequence[str], Sequence[str] | None], None]
