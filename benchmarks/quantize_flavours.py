@@ -9,9 +9,9 @@ alongside. Variants are timed in interleaved rounds so drift hits
 them all alike.
 
 On a 2-core AMD EPYC without VNNI (AVX2), ONNX Runtime 1.32, batch 1:
-ResNet-20: fp32 0.98 ms; U8S8 1.32x faster but 86.4% accuracy (16-bit saturation); U8S8 + reduce_range 1.26x
-faster at full accuracy (99.72%); S8S8 0.48x; U8U8 0.85x; int8-dynamic 0.12x; fp16 1.04x.
-ResNet-18 (CIFAR stem): fp32 9.2 ms; U8S8 + reduce_range 1.56x faster; S8S8 0.85x.
+ResNet-20: fp32 0.99 ms; U8S8 1.38x faster but 86.4% accuracy (16-bit saturation); U8S8 + reduce_range 1.39x
+faster at full accuracy (99.72%); S8S8 0.55x; U8U8 0.92x; int8-dynamic 0.13x; fp16 0.97x (torch eager fp16:
+23x slower than fp32). ResNet-18 (CIFAR stem): fp32 9.2 ms; U8S8 + reduce_range 1.55x faster; S8S8 0.77x.
 
 Usage: python benchmarks/quantize_flavours.py [--run RUN_DIR] [--seconds 2]
 """
@@ -88,7 +88,8 @@ def session(path: Path) -> ort.InferenceSession:
 
 
 def bench_resnet20(tmp: Path, run: Path | None, seconds: float) -> None:
-    src = (run / "model.onnx") if run else resnet20_run(tmp / "resnet20")
+    run = run or resnet20_run(tmp / "resnet20").parent
+    src = run / "model.onnx"
     paths, acc = {"fp32": src}, {}
     for label, act, weight, rr in FLAVOURS:
         out = tmp / label.replace(" ", "-")
@@ -108,6 +109,28 @@ def bench_resnet20(tmp: Path, run: Path | None, seconds: float) -> None:
     print("|---|---:|---:|---:|")
     for k in paths:
         print(f"| {k} | {lat[k]:.3f} | {lat['fp32'] / lat[k]:.2f}x | {acc[k]:.2%} |")
+    print(f"torch eager, batch 8: float16 takes {torch_fp16_ratio(run):.1f}x as long as float32 on this CPU")
+
+
+def torch_fp16_ratio(run: Path, batch: int = 8, reps: int = 5) -> float:
+    """How much slower torch eager runs the same ResNet-20 in float16 than in float32 on this CPU."""
+    import torch
+
+    from edgecv.exporters import load_source
+
+    model = load_source(run).model.eval()
+    x = torch.randn(batch, 1, 32, 32)
+
+    def per_call(net: torch.nn.Module, inp: torch.Tensor) -> float:
+        with torch.no_grad():
+            net(inp)
+            start = time.perf_counter()
+            for _ in range(reps):
+                net(inp)
+        return (time.perf_counter() - start) / reps
+
+    fp32 = per_call(model, x)
+    return per_call(model.half(), x.half()) / fp32
 
 
 def bench_resnet18(tmp: Path, seconds: float) -> None:

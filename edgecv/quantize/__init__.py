@@ -6,9 +6,9 @@ of int8 flavour for the host CPU, the accuracy-aware fallback, and files that ke
 
 Measured on a 2-core AMD EPYC without VNNI (AVX2), ONNX Runtime 1.32, batch 1 (``python
 benchmarks/quantize_flavours.py``): ResNet-20 on digits with U8S8 and full 8-bit weights lost 13 points of
-test accuracy to 16-bit saturation; with 7-bit weights (reduce_range) it lost none and ran 1.3x faster than
-fp32, while S8S8 ran 2.1x slower than fp32. On a CIFAR-size ResNet-18, U8S8 with reduce_range ran 1.6x
-faster than fp32 and S8S8 0.85x. Hence the per-CPU defaults in :func:`methods.default_flavour`.
+test accuracy to 16-bit saturation; with 7-bit weights (reduce_range) it lost none and ran 1.4x faster than
+fp32, while S8S8 ran 1.8x slower than fp32. On a CIFAR-size ResNet-18, U8S8 with reduce_range ran 1.55x
+faster than fp32 and S8S8 1.3x slower. Hence the per-CPU defaults in :func:`methods.default_flavour`.
 """
 
 from __future__ import annotations
