@@ -163,7 +163,7 @@ def test_a_budget_that_cannot_be_met_exits_2_and_writes_no_file(exported, tmp_pa
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot meet the 0.5 pp accuracy budget" in proc.stderr and "--max-float-nodes" in proc.stderr
     assert not output_path(model, "int8-static").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.onnx", "quantize.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.onnx"]
     with pytest.raises(QuantizeError) as info:
         quantize(model, QuantizeOptions(methods=("int8-static", "fp16"), max_accuracy_drop=0.5, max_float_nodes=1))
     assert list(info.value.report.failures) == ["int8-static"]  # fp16 still made, and reported

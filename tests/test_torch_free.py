@@ -35,7 +35,11 @@ def test_core_modules_and_digits_data_work_without_torch():
         "from edgecv import ModelSpec\n"
         "from edgecv.metrics import classification_metrics\n"
         "from edgecv.data import load_dataset\n"
+        "from edgecv.preprocess import to_model_input\n"
+        "from edgecv.cpu import host_cpu\n"
         "b = load_dataset('digits', 16)\n"
+        "assert to_model_input(b.test.x[:2], ModelSpec(labels=b.labels, input_shape=b.input_shape, mean=b.mean,\n"
+        "                      std=b.std)).shape == (2, 1, 16, 16) and host_cpu().arch\n"
         "m = classification_metrics(b.test.y, np.eye(10)[b.test.y], b.labels)\n"
         "s = ModelSpec(labels=b.labels, input_shape=b.input_shape, mean=b.mean, std=b.std)\n"
         "print(edgecv.__version__, b.input_shape, m['accuracy'], s.channels, 'torch' in sys.modules)"
@@ -57,3 +61,15 @@ def test_training_commands_without_torch_say_which_extra_to_install():
         assert proc.returncode == 2, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert "pip install 'edgecv[train]'" in proc.stderr
+
+
+def test_quantize_without_onnx_says_which_extra_to_install(tmp_path):
+    """The base install has neither torch nor onnx, which quantisation needs."""
+    block_onnx = BLOCK_TORCH.replace('("torch", "torchvision")', '("torch", "torchvision", "onnx")')
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not read")
+    code = f"from edgecv.cli import main; sys.argv = ['edgecv', 'quantize', {str(model)!r}]; main()"
+    proc = subprocess.run([sys.executable, "-c", block_onnx + code], env=cli_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "needs onnx" in proc.stderr and "pip install 'edgecv[train]'" in proc.stderr

@@ -297,7 +297,8 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
                 report.failures[method] = str(exc)
                 continue
             report.results.append(result)
-    _record(out_dir, report)
+    if report.results:
+        _record(out_dir, report)
     if report.failures:
         raise QuantizeError("; ".join(f"{k}: {v}" for k, v in report.failures.items()), report)
     return report
