@@ -144,6 +144,8 @@ def test_accuracy_aware_mode_returns_sensitive_nodes_to_float_and_meets_the_budg
     result = report.results[0]
     assert result.float_nodes and result.val_drop_pp <= 0.5 and result.test_drop_pp <= 1.0
     assert result.aware_steps[-1]["val_drop_pp"] == pytest.approx(result.val_drop_pp)
+    errors = [row["relative_logit_error"] for row in result.sensitivity]
+    assert errors == sorted(errors, reverse=True) and result.sensitivity[0]["node"] == result.float_nodes[0]
     assert any("Conv" in n for n in result.float_nodes)
     qmodel = onnx.load(result.file)
     assert quantization_of(qmodel)["float_nodes"] == result.float_nodes

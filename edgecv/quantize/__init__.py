@@ -103,6 +103,7 @@ class MethodResult:
     settings: dict[str, Any]
     float_nodes: list[str] = field(default_factory=list)
     aware_steps: list[dict[str, Any]] = field(default_factory=list)
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)  # nodes by logit error when quantised alone
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -424,6 +425,7 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
         val_drop_pp=val_drop, test_drop_pp=100.0 * (job.test_acc - test_acc),
         settings=settings, float_nodes=aware.float_nodes,
         aware_steps=[{"returned_to_float": n, "val_drop_pp": d} for n, d in aware.steps],
+        sensitivity=[{"node": n, "relative_logit_error": e} for n, e in aware.ranking],
         notes=notes, seconds=time.perf_counter() - start,
     )
 
