@@ -31,10 +31,60 @@ def nll_loss(y_true: Sequence[int], probs: np.ndarray) -> float:
     return float(skm.log_loss(y_true, probs, labels=list(range(probs.shape[1]))))
 
 
+ECE_BINS = 15
+
+
+def calibration(y_true: Sequence[int], probs: np.ndarray, bins: int = ECE_BINS) -> dict[str, Any]:
+    """Expected calibration error of the top-1 confidence over ``bins`` equal-width bins, with the
+    reliability-diagram data (per bin: confidence range, mean confidence, accuracy, count) and the mean
+    confidence on right and on wrong answers."""
+    y = np.asarray(y_true, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    conf = probs.max(axis=1)
+    right = probs.argmax(axis=1) == y
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)  # (lo, hi] bins, 0 in the first
+    rows, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        row = {"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": n,
+               "confidence": float(conf[mask].mean()) if n else None,
+               "accuracy": float(right[mask].mean()) if n else None}
+        if n:
+            ece += n / len(y) * abs(row["accuracy"] - row["confidence"])
+        rows.append(row)
+    return {
+        "ece": float(ece),
+        "reliability": rows,
+        "confidence_right": float(conf[right].mean()) if right.any() else None,
+        "confidence_wrong": float(conf[~right].mean()) if (~right).any() else None,
+    }
+
+
+def agreement(probs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """How closely one variant follows a reference variant on the same inputs: the share of equal top-1
+    predictions and the largest absolute class-probability difference."""
+    probs, reference = np.asarray(probs, np.float64), np.asarray(reference, np.float64)
+    if probs.shape != reference.shape:
+        raise ValueError(f"cannot compare predictions of shape {probs.shape} with {reference.shape}")
+    return {"agreement": float((probs.argmax(1) == reference.argmax(1)).mean()),
+            "max_prob_diff": float(np.abs(probs - reference).max())}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, stable for large logits."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def classification_metrics(
     y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]
 ) -> dict[str, Any]:
-    """Accuracy, loss, macro scores, per-class precision/recall/F1/support and the confusion matrix.
+    """Accuracy (and top-5 with 5+ classes), loss, macro and weighted scores, per-class precision/recall/
+    F1/support and one-vs-all accuracy, the confusion matrix, and calibration (see :func:`calibration`).
 
     ``probs`` are class probabilities (rows sum to 1); ``labels`` name the classes in index order.
     """
@@ -49,13 +99,23 @@ def classification_metrics(
     idx = list(range(k))
     p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=idx, zero_division=0)
     macro = macro_scores(y, pred, k)
+    wp, wr, wf, _ = skm.precision_recall_fscore_support(y, pred, labels=idx, average="weighted", zero_division=0)
+    cm = skm.confusion_matrix(y, pred, labels=idx)
+    n = len(y)
+    one_vs_all = [(n - cm[i, :].sum() - cm[:, i].sum() + 2 * cm[i, i]) / n for i in idx]  # (TP + TN) / N
+    top5 = float(skm.top_k_accuracy_score(y, probs, k=5, labels=idx)) if k >= 5 else None
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
+        "top5_accuracy": top5,
         "loss": nll_loss(y, probs),
         "macro_precision": macro["precision"],
         "macro_recall": macro["recall"],
         "macro_f1": macro["f1"],
-        "num_samples": int(len(y)),
+        "weighted_precision": float(wp),
+        "weighted_recall": float(wr),
+        "weighted_f1": float(wf),
+        "num_samples": int(n),
+        **calibration(y, probs),
         "per_class": [
             {
                 "label": str(labels[i]),
@@ -63,8 +123,9 @@ def classification_metrics(
                 "recall": float(r[i]),
                 "f1": float(f[i]),
                 "support": int(s[i]),
+                "one_vs_all_accuracy": float(one_vs_all[i]),
             }
             for i in idx
         ],
-        "confusion_matrix": skm.confusion_matrix(y, pred, labels=idx).tolist(),
+        "confusion_matrix": cm.tolist(),
     }

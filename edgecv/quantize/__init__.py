@@ -30,10 +30,11 @@ from edgecv import __version__
 from edgecv.cpu import host_cpu
 from edgecv.errors import EdgecvError, ModelError
 from edgecv.fsutil import atomic_path, write_json
+from edgecv.modeldata import data_source, foreign_spec, load_bundle
 from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, metadata, quantization_of, set_metadata, spec_of
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, BudgetError, fit_budget
-from edgecv.quantize.data import FEW_CALIB, QuantData, data_source, foreign_spec, load_bundle, load_quant_data
+from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data
 from edgecv.quantize.ortrun import accuracy, cpu_session, run_logits
 from edgecv.spec import ModelSpec
 

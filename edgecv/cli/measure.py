@@ -1,0 +1,188 @@
+"""`edgecv eval` and `edgecv bench`: the metrics suite for one model file, and every variant measured on
+the same inputs."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edgecv.cli.common import err, fmt_bytes, out, run_guarded
+from edgecv.errors import EdgecvError
+from edgecv.fsutil import write_json
+
+MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
+
+PROVIDER_HELP = "cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda)."
+
+
+def _runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str,
+                     cudnn: str, trt_fp16: bool):
+    from edgecv.runtimes import RuntimeOptions
+
+    return RuntimeOptions(provider=provider, threads=threads, allow_fallback=allow_fallback,
+                          graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16)
+
+
+def print_eval(result) -> None:
+    """Overall metrics, per-class table and (for up to 20 classes) the confusion matrix."""
+    m = result.metrics
+    overall = Table(title=f"{escape(Path(result.model).name)} ({result.variant} on {result.provider}): "
+                          f"{escape(result.data)} {result.split}, {m['num_samples']} images")
+    overall.add_column("metric")
+    overall.add_column("value", justify="right")
+    rows = [("accuracy", f"{m['accuracy']:.2%}"),
+            ("top-5 accuracy", f"{m['top5_accuracy']:.2%}" if m["top5_accuracy"] is not None else "-"),
+            ("loss (NLL)", f"{m['loss']:.4f}"),
+            ("macro precision / recall / F1",
+             f"{m['macro_precision']:.4f} / {m['macro_recall']:.4f} / {m['macro_f1']:.4f}"),
+            ("weighted precision / recall / F1",
+             f"{m['weighted_precision']:.4f} / {m['weighted_recall']:.4f} / {m['weighted_f1']:.4f}"),
+            ("ECE (15 bins)", f"{m['ece']:.4f}"),
+            ("mean confidence right / wrong", " / ".join(
+                f"{v:.3f}" if v is not None else "-" for v in (m["confidence_right"], m["confidence_wrong"])))]
+    for name, value in rows:
+        overall.add_row(name, value)
+    out.print(overall)
+    per = Table(title="per class")
+    for col in ("class", "precision", "recall", "F1", "support", "one-vs-all acc"):
+        per.add_column(col, justify="left" if col == "class" else "right")
+    for row in m["per_class"]:
+        per.add_row(escape(row["label"]), f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}",
+                    str(row["support"]), f"{row['one_vs_all_accuracy']:.4f}")
+    out.print(per)
+    labels = [row["label"] for row in m["per_class"]]
+    if len(labels) <= MAX_MATRIX:
+        cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+        cm.add_column("")
+        for label in labels:
+            cm.add_column(escape(label[:8]), justify="right")
+        for i, (label, counts) in enumerate(zip(labels, m["confusion_matrix"], strict=True)):
+            cells = [f"[bold]{c}[/]" if i == j else str(c) if c else "." for j, c in enumerate(counts)]
+            cm.add_row(escape(label[:12]), *cells)
+        out.print(cm)
+
+
+def eval_cmd(
+    model: Path = typer.Argument(..., help="A checkpoint (.pt), a TorchScript file (.pt) or an ONNX file."),
+    data: str = typer.Option(None, "--data", help="Data set [default: the one the model was trained on]."),
+    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    split: str = typer.Option("test", "--split", help="train | val | test."),
+    provider: str = typer.Option("cpu", "--provider", help=PROVIDER_HELP),
+    threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: the runtime's]."),
+    allow_fallback: bool = typer.Option(False, "--allow-fallback",
+                                        help="Accept ONNX Runtime running on another provider than asked."),
+    json_file: Path = typer.Option(None, "--json", help="Also write the metrics as JSON to this file."),
+    labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
+    mean: str = typer.Option(None, "--mean", help="For a model without a spec: per-channel mean (0..1)."),
+    std: str = typer.Option(None, "--std", help="For a model without a spec: per-channel std (0..1)."),
+    input_shape: str = typer.Option(None, "--input-shape", help="For a model without a spec: C,H,W."),
+) -> None:
+    """Evaluate a model file with the full metrics suite: accuracy, top-5, loss, per-class scores,
+    confusion matrix and calibration.
+
+    Example: edgecv eval runs/lenet5-digits/model.int8.onnx --json int8.json
+    """
+
+    def body() -> None:
+        from edgecv.evaluate import evaluate, spec_from_flags
+
+        spec = spec_from_flags(labels, mean, std, input_shape)
+        options = _runtime_options(provider, threads, allow_fallback, "all", "exhaustive", False)
+        result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
+                          split=split, spec=spec)
+        print_eval(result)
+        if json_file is not None:
+            try:
+                write_json(json_file, result.to_dict())
+            except OSError as exc:
+                raise EdgecvError(f"cannot write {json_file}: {exc.strerror or exc}") from None
+            out.print(f"[green]wrote[/] {escape(str(json_file))}", soft_wrap=True)
+
+    run_guarded(body)
+
+
+def print_bench(report) -> None:
+    """The variants sorted by p50 latency, the Pareto front marked, then the recommendation."""
+    env = report.env
+    batch_cols = sorted({int(b) for v in report.variants for b in v.throughput})
+    table = Table(title=f"{escape(env['cpu_features'])}, {env['threads']} threads, onnxruntime "
+                        f"{env['onnxruntime']}" + (f", torch {env['torch']}" if env.get("torch") else ""))
+    for col in ("variant", "provider", "size", "p50 ms", "p90 ms", "p99 ms",
+                *(f"img/s b{b}" for b in batch_cols), "peak RSS", "accuracy", "macro F1", "ECE", "agree"):
+        table.add_column(col, justify="left" if col in ("variant", "provider") else "right", no_wrap=col == "variant")
+    for v in report.variants:
+        lat = v.latency_ms
+        m = v.metrics
+        name = f"{v.name} *" if v.pareto else v.name
+        table.add_row(
+            escape(name), v.provider, fmt_bytes(v.size_bytes),
+            *(f"{lat[k]:.3f}" if k in lat else "-" for k in ("p50", "p90", "p99")),
+            *(f"{v.throughput[str(b)]:,.0f}" if str(b) in v.throughput else "-" for b in batch_cols),
+            fmt_bytes(v.peak_rss_bytes) if v.peak_rss_bytes else "-", f"{m['accuracy']:.2%}", f"{m['macro_f1']:.4f}",
+            f"{m['ece']:.4f}", f"{m['agreement']:.2%}" if m["agreement"] is not None else "-")
+    saved = out.width
+    if not out.is_terminal:
+        out.width = max(saved, 180)  # a pipe or file gets the whole table, not one squeezed to 80 columns
+    try:
+        out.print(table)
+    finally:
+        out.width = saved
+    out.print("* on the Pareto front (no other variant is both as accurate and as fast at batch 1); agree = top-1 "
+              f"agreement with {report.reference}", soft_wrap=True)
+    if report.recommendation:
+        out.print(f"[bold]recommended:[/] {escape(report.recommendation)}", soft_wrap=True)
+
+
+def bench_cmd(
+    models: list[Path] = typer.Argument(..., help="Run directories (every variant in them) or model files."),
+    provider: str = typer.Option("cpu", "--provider", help=PROVIDER_HELP),
+    batch_sizes: str = typer.Option("1,8,64", "--batch-sizes", help="Batch sizes for throughput."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed calls before each measurement."),
+    iters: int = typer.Option(None, "--iters", help="Timed calls per measurement [default: as many as --seconds]."),
+    seconds: float = typer.Option(1.0, "--seconds", help="Time per measurement when --iters is not given."),
+    threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: the runtime's]."),
+    max_drop: float = typer.Option(1.0, "--max-accuracy-drop",
+                                   help="Recommend the fastest variant within this many points of fp32."),
+    allow_fallback: bool = typer.Option(False, "--allow-fallback",
+                                        help="Accept ONNX Runtime running on another provider than asked."),
+    graph_opt: str = typer.Option("all", "--graph-optimization", help="disable | basic | extended | all."),
+    cudnn: str = typer.Option("exhaustive", "--cudnn-algo-search", help="CUDA: exhaustive | heuristic | default."),
+    trt_fp16: bool = typer.Option(False, "--trt-fp16", help="TensorRT: allow fp16 kernels."),
+    data: str = typer.Option(None, "--data", help="Data set [default: the one the model was trained on]."),
+    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
+) -> None:
+    """Benchmark every variant of a model: latency percentiles at batch 1, throughput per batch size, peak
+    memory and the metrics suite on the same test images, with the provider that really ran.
+
+    Example: edgecv bench runs/lenet5-digits --provider cpu --batch-sizes 1,8,64
+    """
+
+    def body() -> None:
+        from edgecv.bench import BenchOptions, bench
+
+        try:
+            sizes = tuple(int(b) for b in batch_sizes.split(","))
+        except ValueError:
+            raise EdgecvError(f"--batch-sizes takes comma-separated whole numbers, got {batch_sizes!r}") from None
+        opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds,
+                            max_accuracy_drop=max_drop)
+        options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16)
+        status = err.status("benchmarking") if err.is_terminal else nullcontext()
+        with status as live:
+            report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
+                           progress=(lambda msg: live.update(escape(msg))) if live is not None else None)
+        print_bench(report)
+        target = json_file or (models[0] / "bench.json" if len(models) == 1 and models[0].is_dir() else None)
+        if target is not None:
+            try:
+                write_json(target, report.to_dict())
+            except OSError as exc:
+                raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None
+            out.print(f"[green]wrote[/] {escape(str(target))}", soft_wrap=True)
+
+    run_guarded(body)

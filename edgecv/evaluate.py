@@ -1,0 +1,129 @@
+"""`edgecv eval`: the one metrics suite on any model file (checkpoint, TorchScript, ONNX), on a data split.
+
+Torch-free for ONNX files: the runtime, the data (digits from scikit-learn, folders from Pillow) and the
+metrics need only numpy, onnxruntime, Pillow and scikit-learn.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv.errors import DataError, EdgecvError, ModelError
+from edgecv.metrics import classification_metrics, softmax
+from edgecv.modeldata import check_labels, data_source, load_bundle
+from edgecv.preprocess import to_model_input
+from edgecv.runtimes import Loaded, RuntimeOptions, load_model
+from edgecv.spec import COLORS, ModelSpec
+
+SPLITS = ("train", "val", "test")
+
+
+def spec_from_flags(labels: str | None, mean: str | None, std: str | None,
+                    input_shape: str | None) -> ModelSpec | None:
+    """A spec for a model file without one, from ``--labels a,b --mean m --std s --input-shape C,H,W``;
+    None when no flag is given; an error naming the missing flags when only some are."""
+    given = {"--labels": labels, "--mean": mean, "--std": std, "--input-shape": input_shape}
+    if not any(given.values()):
+        return None
+    missing = [k for k, v in given.items() if not v]
+    if missing:
+        raise EdgecvError(f"a model without an edgecv spec also needs {', '.join(missing)}")
+    try:
+        shape = tuple(int(v) for v in input_shape.split(","))  # type: ignore[union-attr]
+        mean_v = [float(v) for v in mean.split(",")]  # type: ignore[union-attr]
+        std_v = [float(v) for v in std.split(",")]  # type: ignore[union-attr]
+    except ValueError:
+        raise EdgecvError("--input-shape takes C,H,W and --mean/--std take comma-separated numbers") from None
+    if len(shape) != 3:
+        raise EdgecvError(f"--input-shape takes C,H,W, got {input_shape!r}")
+    channels = shape[0]
+    color = next((m for m, c in COLORS.items() if c == channels), None)
+    if color is None:
+        raise EdgecvError(f"--input-shape must have 1 or 3 channels, got {channels}")
+    if len(mean_v) == 1:
+        mean_v = mean_v * channels
+    if len(std_v) == 1:
+        std_v = std_v * channels
+    return ModelSpec(labels=[s.strip() for s in labels.split(",")], input_shape=shape,  # type: ignore[union-attr]
+                     mean=mean_v, std=std_v, color=color)
+
+
+@dataclass
+class SplitData:
+    """A labelled split, prepared as the model's input."""
+
+    name: str
+    split: str
+    x: np.ndarray
+    y: np.ndarray
+    raw: np.ndarray  # the same images as uint8 (N, C, H, W) pixels
+
+
+def load_split(path: Path, spec: ModelSpec, has_spec: bool, data: str | None, data_root: str | None,
+               split: str = "test") -> SplitData:
+    """The model's data set (or ``--data``) at its input size, one split, ready to feed."""
+    if split not in SPLITS:
+        raise EdgecvError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    name, root = data_source(path, spec if has_spec else None, data, data_root)
+    bundle = load_bundle(name, root, spec.input_shape)
+    check_labels(bundle, spec)
+    part = bundle.split(split)
+    if len(part) == 0:
+        raise DataError(f"the {split} split of {bundle.name} is empty")
+    return SplitData(bundle.name, split, to_model_input(part.x, spec), part.y, part.x)
+
+
+@dataclass
+class EvalResult:
+    """The metrics of one model file on one split, and what produced them."""
+
+    model: str
+    variant: str
+    format: str
+    precision: str
+    provider: str
+    data: str
+    split: str
+    metrics: dict[str, Any]
+    seconds: float = 0.0
+    probs: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("probs")
+        return data
+
+
+def score(loaded: Loaded, split: SplitData) -> tuple[dict[str, Any], np.ndarray]:
+    """The metrics suite for ``loaded`` on ``split``, and its class probabilities."""
+    try:
+        logits = loaded.logits(split.x)
+    except EdgecvError:
+        raise
+    except Exception as exc:  # a runtime refusing the input (shape, dtype)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{loaded.file} cannot run on {split.name} images "
+                         f"{tuple(split.x.shape[1:])}: {first}") from None
+    if logits.ndim != 2 or logits.shape[1] != loaded.spec.num_classes:
+        raise ModelError(f"{loaded.file} gives outputs of shape {logits.shape}, not (N, "
+                         f"{loaded.spec.num_classes}) as its spec says")
+    probs = softmax(logits)
+    return classification_metrics(split.y, probs, loaded.spec.labels), probs
+
+
+def evaluate(path: Path | str, options: RuntimeOptions | None = None, *, data: str | None = None,
+             data_root: str | None = None, split: str = "test", spec: ModelSpec | None = None) -> EvalResult:
+    """Evaluate one model file on a split of its data set with the full metrics suite."""
+    path = Path(path)
+    start = time.perf_counter()
+    loaded = load_model(path, options, spec)
+    split_data = load_split(path, loaded.spec, spec is None, data, data_root, split)
+    metrics, probs = score(loaded, split_data)
+    return EvalResult(model=str(path), variant=loaded.name, format=loaded.format, precision=loaded.precision,
+                      provider=loaded.provider, data=split_data.name, split=split, metrics=metrics,
+                      seconds=time.perf_counter() - start, probs=probs)

@@ -1,0 +1,77 @@
+"""RUNTIMES: torch eager, TorchScript and ONNX Runtime behind one ``load_model`` that picks by file.
+
+ONNX files load without torch (and without the onnx package), so evaluation and benchmarks of ONNX models
+work in the base install.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from edgecv.errors import ModelError
+from edgecv.registry import Registry
+from edgecv.runtimes.base import EVAL_BATCH, PRECISIONS, Loaded, RuntimeOptions
+from edgecv.runtimes.ort import PROVIDERS, ProviderError, available, load_onnx_session
+from edgecv.spec import ModelSpec
+
+RUNTIMES: Registry[Callable[..., Loaded]] = Registry("runtime", ModelError)
+
+
+@RUNTIMES.register("onnxruntime")
+def _onnxruntime(path: Path, options: RuntimeOptions, spec: ModelSpec | None) -> Loaded:
+    return load_onnx_session(path, options, spec)
+
+
+@RUNTIMES.register("torchscript")
+def _torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None) -> Loaded:
+    from edgecv.runtimes.torch_rt import load_torchscript
+
+    return load_torchscript(path, options, spec)
+
+
+@RUNTIMES.register("torch")
+def _torch(path: Path, options: RuntimeOptions, spec: ModelSpec | None) -> Loaded:
+    from edgecv.runtimes.torch_rt import load_checkpoint_model
+
+    return load_checkpoint_model(path, options)
+
+
+def runtime_for(path: Path) -> str:
+    """Which runtime reads ``path``: ONNX by content, TorchScript archives by their code/ folder, other torch
+    zip archives as edgecv checkpoints."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path} does not exist")
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not a model file")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path} is empty")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            raise ModelError(f"{path} is a damaged archive") from None
+        if any("/code/" in n for n in names):
+            return "torchscript"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch"
+        raise ModelError(f"{path} is a zip archive but not a TorchScript file or an edgecv checkpoint")
+    if path.suffix.lower() != ".onnx":
+        raise ModelError(f"{path} is not a model file edgecv reads (.onnx, TorchScript .pt, checkpoint .pt)")
+    return "onnxruntime"
+
+
+def load_model(path: Path | str, options: RuntimeOptions | None = None, spec: ModelSpec | None = None) -> Loaded:
+    """Load a model file on the requested provider; ``spec`` overrides (or supplies) the file's own."""
+    path = Path(path)
+    kind = runtime_for(path)
+    loaded = RUNTIMES.get(kind)(path, options or RuntimeOptions(), spec)
+    loaded.name = f"{loaded.format} {loaded.precision}" if loaded.format == "onnx" else loaded.format
+    return loaded
+
+
+__all__ = ["EVAL_BATCH", "PRECISIONS", "PROVIDERS", "RUNTIMES", "Loaded", "ProviderError", "RuntimeOptions",
+           "available", "load_model", "runtime_for"]

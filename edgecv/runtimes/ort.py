@@ -1,0 +1,164 @@
+"""ONNX Runtime: provider selection that never falls back silently, session options, IO binding on CUDA.
+
+Torch-free and onnx-free: the spec and quantisation metadata are read through ONNX Runtime itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv.errors import EdgecvError, ModelError
+from edgecv.runtimes.base import Loaded, RuntimeOptions
+from edgecv.spec import ModelSpec
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+SHORT = {v: k for k, v in PROVIDERS.items()}
+GRAPH_LEVELS = ("disable", "basic", "extended", "all")
+CUDNN_SEARCH = {"exhaustive": "EXHAUSTIVE", "heuristic": "HEURISTIC", "default": "DEFAULT"}
+PRECISION = {"int8-static": "int8", "int8-dynamic": "int8-dynamic", "fp16": "fp16"}
+
+
+class ProviderError(EdgecvError):
+    """The requested execution provider is missing, or ONNX Runtime did not use it."""
+
+
+def available() -> list[str]:
+    """ONNX Runtime's providers in this build, by edgecv's short names where it has one."""
+    import onnxruntime as ort
+
+    return [SHORT.get(p, p) for p in ort.get_available_providers()]
+
+
+def provider_chain(options: RuntimeOptions) -> list[Any]:
+    """The provider list for a session: the requested one (with its options), then the CPU for the nodes it
+    cannot run. Fails at once, naming the available ones, when this build lacks the provider."""
+    import onnxruntime as ort
+
+    if options.provider not in PROVIDERS:
+        raise ProviderError(f"--provider must be one of {', '.join(PROVIDERS)}, got {options.provider!r}")
+    name = PROVIDERS[options.provider]
+    have = ort.get_available_providers()
+    if name not in have:
+        raise ProviderError(f"this onnxruntime build has no {options.provider} provider ({name}); available: "
+                            f"{', '.join(SHORT.get(p, p) for p in have)}"
+                            + ("; install onnxruntime-gpu (pip install 'edgecv[gpu]')"
+                               if options.provider in ("cuda", "tensorrt") else ""))
+    if options.provider == "cpu":
+        return [name]
+    if options.cudnn_algo_search not in CUDNN_SEARCH:
+        raise ProviderError(f"--cudnn-algo-search must be one of {', '.join(CUDNN_SEARCH)}")
+    cuda = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": CUDNN_SEARCH[options.cudnn_algo_search]})
+    if options.provider == "cuda":
+        return [cuda, "CPUExecutionProvider"]
+    if options.provider == "tensorrt":
+        trt: dict[str, Any] = {"trt_fp16_enable": options.trt_fp16}
+        if options.trt_cache:
+            trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=options.trt_cache)
+        chain: list[Any] = [(name, trt)]
+        if "CUDAExecutionProvider" in have:
+            chain.append(cuda)
+        return [*chain, "CPUExecutionProvider"]
+    return [name, "CPUExecutionProvider"]
+
+
+def session_options(options: RuntimeOptions):
+    """Graph optimisation level and intra-op threads."""
+    import onnxruntime as ort
+
+    if options.graph_optimization not in GRAPH_LEVELS:
+        raise EdgecvError(f"--graph-optimization must be one of {', '.join(GRAPH_LEVELS)}")
+    if options.threads is not None and options.threads < 1:
+        raise EdgecvError(f"--threads must be at least 1, got {options.threads}")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[options.graph_optimization]
+    if options.threads:
+        so.intra_op_num_threads = options.threads
+    so.log_severity_level = 3
+    return so
+
+
+def check_used(session: Any, options: RuntimeOptions, path: Path) -> str:
+    """The provider the session really runs on; a silent fallback is an error unless allowed."""
+    used = session.get_providers()
+    wanted = PROVIDERS[options.provider]
+    if used and used[0] == wanted:
+        return options.provider
+    if not options.allow_fallback:
+        raise ProviderError(f"ONNX Runtime could not run {path.name} on {options.provider} and fell back to "
+                            f"{', '.join(SHORT.get(p, p) for p in used)}; pass --allow-fallback to accept that")
+    return SHORT.get(used[0], used[0]) if used else "cpu"
+
+
+def _spec(meta: dict[str, str], path: Path, override: ModelSpec | None) -> ModelSpec:
+    if override is not None:
+        return override
+    text = meta.get("edgecv.spec")
+    if text is None:
+        raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
+    return ModelSpec.from_json(text)
+
+
+def load_onnx_session(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:
+    """An ONNX Runtime session for ``path`` on the requested provider, checked, with its spec."""
+    import onnxruntime as ort
+
+    chain = provider_chain(options)
+    try:
+        session = ort.InferenceSession(str(path), session_options(options), providers=chain)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"ONNX Runtime cannot load {path}: {first}") from None
+    provider = check_used(session, options, path)
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    model_spec = _spec(meta, path, spec)
+    quant = json.loads(meta["edgecv.quantization"]) if "edgecv.quantization" in meta else {}
+    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    c, h, w = model_spec.input_shape
+    expected = [h, w, c] if model_spec.layout == "NHWC" else [c, h, w]
+    if len(inp.shape) == 4 and all(isinstance(d, int) for d in inp.shape[1:]) and list(inp.shape[1:]) != expected:
+        raise ModelError(f"{path.name} takes input {list(inp.shape[1:])} but its spec says {expected} "
+                         f"({model_spec.layout})")
+    fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
+    on_device = provider in ("cuda", "tensorrt")
+
+    if on_device:
+        def prepare(x: np.ndarray) -> Any:
+            binding = session.io_binding()
+            binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+            binding.bind_output(out.name, "cuda", 0)
+            return binding
+
+        def run_prepared(binding: Any) -> Any:
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+            return binding
+
+        def fetch(binding: Any) -> np.ndarray:
+            return binding.copy_outputs_to_cpu()[0]
+    else:
+        def prepare(x: np.ndarray) -> Any:
+            return {inp.name: x}
+
+        def run_prepared(feed: Any) -> Any:
+            return session.run([out.name], feed)
+
+        def fetch(result: Any) -> np.ndarray:
+            return result[0]
+
+    return Loaded(
+        name="", format="onnx", precision=PRECISION.get(quant.get("method"), "fp32"), provider=provider,
+        file=path, spec=model_spec, prepare=prepare, run_prepared=run_prepared, fetch=fetch, fixed_batch=fixed,
+        details={"providers": session.get_providers(), "input_type": inp.type},
+    )

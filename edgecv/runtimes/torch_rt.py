@@ -1,0 +1,77 @@
+"""torch eager (from an edgecv checkpoint) and TorchScript files, on the CPU or a CUDA device."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv.errors import ModelError
+from edgecv.runtimes.base import Loaded, RuntimeOptions
+from edgecv.runtimes.ort import ProviderError
+from edgecv.spec import ModelSpec
+
+
+def _device(options: RuntimeOptions) -> str:
+    import torch
+
+    if options.provider not in ("cpu", "cuda"):
+        raise ProviderError(f"torch runs on cpu or cuda, not {options.provider}")
+    if options.provider == "cuda" and not torch.cuda.is_available():
+        raise ProviderError("torch sees no CUDA device here; available: cpu")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    return options.provider
+
+
+def _wrap(module: Any, fmt: str, path: Path, spec: ModelSpec, device: str) -> Loaded:
+    import torch
+
+    module = module.to(device).eval()
+
+    def prepare(x: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
+    def run_prepared(t: Any) -> Any:
+        with torch.inference_mode():
+            y = module(t)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return y
+
+    def fetch(y: Any) -> np.ndarray:
+        return y.float().cpu().numpy()
+
+    return Loaded(name="", format=fmt, precision="fp32", provider=device, file=path, spec=spec,
+                  prepare=prepare, run_prepared=run_prepared, fetch=fetch,
+                  details={"torch": torch.__version__})
+
+
+def load_checkpoint_model(path: Path, options: RuntimeOptions) -> Loaded:
+    """The trained torch model of an edgecv checkpoint (loaded with ``weights_only=True``)."""
+    from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    device = _device(options)
+    model, spec, _ = model_from_checkpoint(load_checkpoint(path), path)
+    return _wrap(model, "torch", path, spec, device)
+
+
+def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:
+    """A TorchScript file and the spec in its ``_extra_files``."""
+    import torch
+
+    device = _device(options)
+    files = {"edgecv_spec.json": ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still our format
+            module = torch.jit.load(str(path), map_location=device, _extra_files=files)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(f"{path} is not a TorchScript file: {str(exc).strip().splitlines()[0]}") from None
+    if spec is None:
+        if not files["edgecv_spec.json"]:
+            raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
+        spec = ModelSpec.from_json(files["edgecv_spec.json"])
+    return _wrap(module, "torchscript", path, spec, device)

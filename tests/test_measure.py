@@ -1,0 +1,195 @@
+"""One metrics suite for every format: `edgecv eval` and `edgecv bench` on every variant of a digits run,
+provider selection without silent fallback, foreign models, torch-free runs and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+from conftest import assert_user_error, cli_env, invoke, run_cli
+from sklearn.metrics import accuracy_score, f1_score
+from test_torch_free import BLOCK_TORCH
+
+from edgecv.data import load_dataset
+from edgecv.metrics import agreement, calibration, classification_metrics, softmax
+from edgecv.runtimes import RuntimeOptions, load_model, runtime_for
+from edgecv.runtimes import ort as ort_rt
+
+VARIANTS = {"checkpoints/best.pt": ("torch", "fp32"), "model.pt": ("torchscript", "fp32"),
+            "model.onnx": ("onnx", "fp32"), "model.fp16.onnx": ("onnx", "fp16"),
+            "model.int8.onnx": ("onnx", "int8"), "model.int8-dynamic.onnx": ("onnx", "int8-dynamic")}
+
+
+@pytest.fixture(scope="module")
+def full_run(trained, tmp_path_factory):
+    """A lenet5 digits run with every variant: checkpoint, TorchScript, ONNX fp32/fp16/int8/int8-dynamic."""
+    from edgecv.exporters import export_onnx, export_torchscript, load_source
+    from edgecv.quantize import QuantizeOptions, quantize
+
+    run = tmp_path_factory.mktemp("measure") / "run"
+    shutil.copytree(trained("lenet5", epochs=3), run,
+                    ignore=shutil.ignore_patterns("model*", "export.json", "quantize.json"))
+    source = load_source(run)
+    export_onnx(source, run / "model.onnx")
+    export_torchscript(source, run / "model.pt")
+    quantize(run / "model.onnx", QuantizeOptions(calib_size=128))
+    return run
+
+
+def test_eval_gives_the_same_suite_for_every_variant(full_run, tmp_path):
+    data = load_dataset("digits", 32)
+    y = data.test.y
+    for name, (fmt, precision) in VARIANTS.items():
+        out = tmp_path / f"{Path(name).name}.json"
+        proc = run_cli("eval", full_run / name, "--json", out, check=True)
+        assert "per class" in proc.stdout and "confusion matrix" in proc.stdout and "ECE" in proc.stdout
+        result = json.loads(out.read_text())
+        assert (result["format"], result["precision"], result["provider"]) == (fmt, precision, "cpu")
+        m = result["metrics"]
+        assert m["num_samples"] == len(y) and sum(map(sum, m["confusion_matrix"])) == len(y)
+        # independent check: the confusion matrix's diagonal is the accuracy
+        assert m["accuracy"] == pytest.approx(np.trace(m["confusion_matrix"]) / len(y))
+        assert 0 <= m["ece"] <= 1 and m["top5_accuracy"] >= m["accuracy"]
+        assert len(m["reliability"]) == 15 and sum(b["count"] for b in m["reliability"]) == len(y)
+    # the eager model and its ONNX export score the same on the same split
+    torch_m = json.loads((tmp_path / "best.pt.json").read_text())["metrics"]
+    onnx_m = json.loads((tmp_path / "model.onnx.json").read_text())["metrics"]
+    assert torch_m["accuracy"] == onnx_m["accuracy"] and torch_m["loss"] == pytest.approx(onnx_m["loss"], abs=1e-5)
+
+
+def test_bench_measures_every_variant_and_writes_the_documented_schema(full_run, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_cli("bench", full_run, "--batch-sizes", "1,8", "--iters", "5", "--warmup", "2", "--json", out,
+                   check=True)
+    report = json.loads(out.read_text())
+    assert set(report) >= {"env", "variants"}
+    assert {"cpu", "cores", "threads", "os", "python", "onnxruntime", "torch"} <= set(report["env"])
+    variants = report["variants"]
+    assert sorted(v["file"].split("/")[-1] for v in variants) == sorted(Path(n).name for n in VARIANTS)
+    for v in variants:
+        assert set(v) >= {"name", "format", "precision", "provider", "file", "size_bytes", "latency_ms",
+                          "throughput", "peak_rss_bytes", "metrics", "pareto"}
+        assert v["provider"] == "cpu" and v["size_bytes"] == Path(v["file"]).stat().st_size
+        lat = v["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and lat["mean"] > 0
+        assert set(v["throughput"]) == {"1", "8"} and min(v["throughput"].values()) > 0
+        assert {"accuracy", "macro_f1", "ece", "loss", "agreement"} <= set(v["metrics"])
+        assert 0.9 <= v["metrics"]["agreement"] <= 1.0
+    p50 = [v["latency_ms"]["p50"] for v in variants]
+    assert p50 == sorted(p50)  # sorted by latency
+    assert any(v["pareto"] for v in variants) and variants[0]["pareto"]  # the fastest is always on the front
+    assert "recommended:" in proc.stdout and "Pareto" in proc.stdout
+    assert next(v for v in variants if v["name"] == "onnx fp32")["metrics"]["agreement"] == 1.0
+
+
+def test_eval_and_bench_run_without_torch(full_run, tmp_path):
+    code = BLOCK_TORCH + "from edgecv.cli.app import app\n"
+    for args in (["eval", str(full_run / "model.int8.onnx"), "--json", str(tmp_path / "e.json")],
+                 ["bench", str(full_run / "model.onnx"), str(full_run / "model.int8.onnx"), "--iters", "3",
+                  "--batch-sizes", "1,4", "--json", str(tmp_path / "b.json")]):
+        script = code + f"app({args!r}, standalone_mode=False)\nassert 'torch' not in sys.modules, 'torch'\n"
+        proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "b.json").read_text())["env"]["torch"] is None
+    assert json.loads((tmp_path / "e.json").read_text())["precision"] == "int8"
+
+
+def test_a_missing_provider_fails_at_once_naming_the_available_ones(full_run):
+    proc = invoke("bench", full_run / "model.onnx", "--provider", "cuda")
+    assert_user_error(proc, "no cuda provider", "available:", "cpu")
+    assert_user_error(invoke("eval", full_run / "model.onnx", "--provider", "tpu"), "--provider must be one of")
+    assert_user_error(invoke("eval", full_run / "checkpoints" / "best.pt", "--provider", "tensorrt"),
+                      "torch runs on cpu or cuda")
+
+
+def test_provider_chains_options_and_silent_fallback(monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    chain = ort_rt.provider_chain(RuntimeOptions(provider="tensorrt", trt_fp16=True, trt_cache="/tmp/trt"))
+    assert [c[0] if isinstance(c, tuple) else c for c in chain] == \
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert chain[0][1] == {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                           "trt_engine_cache_path": "/tmp/trt"}
+    cuda = ort_rt.provider_chain(RuntimeOptions(provider="cuda", cudnn_algo_search="heuristic"))
+    assert cuda == [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"]
+    # a session that ended up on the CPU although CUDA was asked for
+    fell_back = SimpleNamespace(get_providers=lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ort_rt.ProviderError, match="fell back to cpu.*--allow-fallback"):
+        ort_rt.check_used(fell_back, RuntimeOptions(provider="cuda"), Path("m.onnx"))
+    assert ort_rt.check_used(fell_back, RuntimeOptions(provider="cuda", allow_fallback=True), Path("m.onnx")) == "cpu"
+    on_cuda = SimpleNamespace(get_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert ort_rt.check_used(on_cuda, RuntimeOptions(provider="cuda"), Path("m.onnx")) == "cuda"
+
+
+def test_a_foreign_onnx_file_needs_the_missing_facts(full_run, tmp_path):
+    m = onnx.load(str(full_run / "model.onnx"))
+    del m.metadata_props[:]
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(m, str(foreign))
+    assert_user_error(invoke("eval", foreign), "no edgecv spec", "--labels", "--input-shape")
+    assert_user_error(invoke("eval", foreign, "--labels", ",".join("0123456789")), "also needs --mean, --std")
+    spec = load_model(full_run / "model.onnx").spec
+    flags = ["--labels", ",".join(spec.labels), "--mean", str(spec.mean[0]), "--std", str(spec.std[0]),
+             "--input-shape", "1,32,32", "--data", "digits", "--json", tmp_path / "f.json"]
+    run_cli("eval", foreign, *flags, check=True)
+    own = run_cli("eval", full_run / "model.onnx", "--json", tmp_path / "o.json", check=True)
+    assert own.returncode == 0
+    assert json.loads((tmp_path / "f.json").read_text())["metrics"]["accuracy"] == \
+        json.loads((tmp_path / "o.json").read_text())["metrics"]["accuracy"]
+    # facts that contradict the file are one line, not a runtime traceback
+    wrong = [*flags[:6], "--input-shape", "1,28,28", "--data", "digits"]
+    assert_user_error(invoke("eval", foreign, *wrong), "takes input [1, 32, 32]")
+
+
+def test_bad_model_files_are_one_line_errors(full_run, tmp_path):
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    empty = tmp_path / "empty.onnx"
+    empty.touch()
+    other = tmp_path / "weights.npz"
+    np.savez(other, a=np.zeros(3))
+    for path, fragment in ((tmp_path / "missing.onnx", "does not exist"), (text, "ONNX Runtime cannot load"),
+                           (empty, "is empty"), (other, "not a TorchScript file or an edgecv checkpoint"),
+                           (tmp_path, "is a folder")):
+        assert_user_error(invoke("eval", path), fragment)
+    assert_user_error(invoke("eval", full_run / "model.onnx", "--split", "dev"), "--split must be one of")
+    assert_user_error(invoke("bench", full_run / "model.onnx", "--batch-sizes", "0"), "--batch-sizes")
+    assert_user_error(invoke("bench", tmp_path), "holds no model files")
+    assert runtime_for(full_run / "model.pt") == "torchscript"
+    assert runtime_for(full_run / "checkpoints" / "best.pt") == "torch"
+
+
+def test_metrics_suite_against_scikit_learn_and_by_hand():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 6, 300)
+    logits = rng.normal(size=(300, 6)) + 3 * np.eye(6)[y] * rng.random((300, 1))
+    probs = softmax(logits)
+    m = classification_metrics(y, probs, [f"c{i}" for i in range(6)])
+    pred = probs.argmax(1)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["weighted_f1"] == pytest.approx(f1_score(y, pred, average="weighted"))
+    top5 = np.mean([y[i] in np.argsort(-probs[i])[:5] for i in range(len(y))])
+    assert m["top5_accuracy"] == pytest.approx(top5)
+    c0 = ((pred == 0) == (y == 0)).mean()
+    assert m["per_class"][0]["one_vs_all_accuracy"] == pytest.approx(c0)
+    # ECE by hand: two bins' worth of predictions with known confidence and accuracy
+    conf = np.array([0.95] * 10 + [0.55] * 10)
+    p2 = np.stack([conf, 1 - conf], axis=1)
+    y2 = np.array([0] * 9 + [1] + [0] * 5 + [1] * 5)  # 90% right at 0.95, 50% right at 0.55
+    cal = calibration(y2, p2)
+    assert cal["ece"] == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+    assert cal["confidence_right"] == pytest.approx((9 * 0.95 + 5 * 0.55) / 14)
+    assert m["top5_accuracy"] is not None and classification_metrics([0, 1], np.eye(2), ["a", "b"])[
+        "top5_accuracy"] is None
+    same = agreement(probs, probs)
+    assert same == {"agreement": 1.0, "max_prob_diff": 0.0}
