@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/quantize_flavours.py
+	$(BIN)/python benchmarks/inference.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -165,6 +165,17 @@ def test_bad_model_files_are_one_line_errors(full_run, tmp_path):
     assert_user_error(invoke("eval", full_run / "model.onnx", "--split", "dev"), "--split must be one of")
     assert_user_error(invoke("bench", full_run / "model.onnx", "--batch-sizes", "0"), "--batch-sizes")
     assert_user_error(invoke("bench", tmp_path), "holds no model files")
+    # a data set whose test split has no images
+    from PIL import Image
+
+    for split in ("train", "val", "test"):
+        for cls in ("a", "b"):
+            folder = tmp_path / "imgs" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(3 if split != "test" else 0):
+                Image.new("L", (10, 10), 40 * i).save(folder / f"{i}.png")
+    assert_user_error(invoke("eval", full_run / "model.onnx", "--data", f"folder:{tmp_path / 'imgs'}"),
+                      "test", "no valid file")
     assert runtime_for(full_run / "model.pt") == "torchscript"
     assert runtime_for(full_run / "checkpoints" / "best.pt") == "torch"
 

@@ -19,12 +19,13 @@ MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 PROVIDER_HELP = "cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda)."
 
 
-def _runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str,
-                     cudnn: str, trt_fp16: bool):
+def _runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str = "all",
+                     cudnn: str = "exhaustive", trt_fp16: bool = False, trt_cache: Path | None = None):
     from edgecv.runtimes import RuntimeOptions
 
     return RuntimeOptions(provider=provider, threads=threads, allow_fallback=allow_fallback,
-                          graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16)
+                          graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16,
+                          trt_cache=str(trt_cache) if trt_cache else None)
 
 
 def print_eval(result) -> None:
@@ -91,7 +92,7 @@ def eval_cmd(
         from edgecv.evaluate import evaluate, spec_from_flags
 
         spec = spec_from_flags(labels, mean, std, input_shape)
-        options = _runtime_options(provider, threads, allow_fallback, "all", "exhaustive", False)
+        options = _runtime_options(provider, threads, allow_fallback)
         result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
                           split=split, spec=spec)
         print_eval(result)
@@ -152,6 +153,7 @@ def bench_cmd(
     graph_opt: str = typer.Option("all", "--graph-optimization", help="disable | basic | extended | all."),
     cudnn: str = typer.Option("exhaustive", "--cudnn-algo-search", help="CUDA: exhaustive | heuristic | default."),
     trt_fp16: bool = typer.Option(False, "--trt-fp16", help="TensorRT: allow fp16 kernels."),
+    trt_cache: Path = typer.Option(None, "--trt-cache", help="TensorRT: keep built engines in this folder."),
     data: str = typer.Option(None, "--data", help="Data set [default: the one the model was trained on]."),
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
@@ -171,7 +173,7 @@ def bench_cmd(
             raise EdgecvError(f"--batch-sizes takes comma-separated whole numbers, got {batch_sizes!r}") from None
         opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds,
                             max_accuracy_drop=max_drop)
-        options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16)
+        options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache)
         status = err.status("benchmarking") if err.is_terminal else nullcontext()
         with status as live:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,

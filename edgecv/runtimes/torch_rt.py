@@ -26,7 +26,8 @@ def _device(options: RuntimeOptions) -> str:
     return options.provider
 
 
-def _wrap(module: Any, fmt: str, path: Path, spec: ModelSpec, device: str) -> Loaded:
+def wrap_module(module: Any, fmt: str, path: Path, spec: ModelSpec, device: str) -> Loaded:
+    """A torch module as a :class:`Loaded` model on ``device`` (eager or TorchScript)."""
     import torch
 
     module = module.to(device).eval()
@@ -55,7 +56,7 @@ def load_checkpoint_model(path: Path, options: RuntimeOptions) -> Loaded:
 
     device = _device(options)
     model, spec, _ = model_from_checkpoint(load_checkpoint(path), path)
-    return _wrap(model, "torch", path, spec, device)
+    return wrap_module(model, "torch", path, spec, device)
 
 
 def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:
@@ -74,4 +75,4 @@ def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None
         if not files["edgecv_spec.json"]:
             raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
         spec = ModelSpec.from_json(files["edgecv_spec.json"])
-    return _wrap(module, "torchscript", path, spec, device)
+    return wrap_module(module, "torchscript", path, spec, device)
