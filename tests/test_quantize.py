@@ -22,7 +22,7 @@ from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, quantization_of, rea
 from edgecv.preprocess import to_model_input
 from edgecv.quantize import METHODS, QuantizeError, QuantizeOptions, output_path, quantize
 from edgecv.quantize.methods import default_flavour
-from edgecv.quantize.ortrun import EVAL_BATCH
+from edgecv.runtimes import EVAL_BATCH
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, metadata, quantizati
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, BudgetError, fit_budget
 from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data
-from edgecv.quantize.ortrun import accuracy, cpu_session, run_logits
+from edgecv.runtimes import load_model
 from edgecv.spec import ModelSpec
 
 METHODS = m.METHODS
@@ -225,17 +225,27 @@ class _Job:
         self.input_name, dims, _ = _io(self.model)
         self.fixed_batch = dims[0] if dims and dims[0] else None
         progress("measuring the fp32 model")
-        session = cpu_session(path)
-        self.ref_val = run_logits(session, self.data.val_x)
-        self.ref_test = run_logits(session, self.data.test_x)
+        fp32 = self.load(path)
+        self.ref_val, self.ref_test = fp32.logits(self.data.val_x), fp32.logits(self.data.test_x)
         self.val_acc = accuracy(self.ref_val, self.data.val_y)
         self.test_acc = accuracy(self.ref_test, self.data.test_y)
 
+    def load(self, path: Path):
+        """A model file on ONNX Runtime's CPU provider, with this job's spec."""
+        return load_model(path, spec=self.spec)
+
     def measure(self, path: Path) -> np.ndarray:
-        return run_logits(cpu_session(path), self.data.val_x)
+        return self.load(path).logits(self.data.val_x)
 
     def drop_of(self, path: Path) -> float:
         return 100.0 * (self.val_acc - accuracy(self.measure(path), self.data.val_y))
+
+
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of (N, classes) logits against labels ``y``."""
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(y, logits.argmax(axis=1)))
 
 
 def _guarded(what: str, fn: Callable[[], None]) -> None:
@@ -399,10 +409,10 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
         aware = fit_budget(method, scratch, candidates, quantize_to, job.drop_of, job.measure, job.ref_val,
                            options.max_accuracy_drop, options.max_float_nodes, work, progress)
     progress(f"{method}: measuring")
-    session = cpu_session(scratch)
-    val_acc = accuracy(run_logits(session, job.data.val_x), job.data.val_y)
-    test_acc = accuracy(run_logits(session, job.data.test_x), job.data.test_y)
-    del session
+    quantized = job.load(scratch)
+    val_acc = accuracy(quantized.logits(job.data.val_x), job.data.val_y)
+    test_acc = accuracy(quantized.logits(job.data.test_x), job.data.test_y)
+    del quantized
     info = {
         "method": method, "settings": settings, "float_nodes": aware.float_nodes,
         "source_file": job.path.name, "source_sha256": job.sha256, "host_cpu": host_cpu().describe(),
