@@ -24,7 +24,7 @@ from edgecv.errors import EdgecvError, ModelError
 from edgecv.evaluate import load_split, score
 from edgecv.metrics import agreement
 from edgecv.preprocess import to_model_input
-from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model
+from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runtime_for
 
 VARIANT_FILES = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
                  "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt")
@@ -75,6 +75,7 @@ class BenchReport:
     reference: str | None = None
     recommended: str | None = None
     recommendation: str = ""
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,10 +198,10 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     options, opts = options or RuntimeOptions(), opts or BenchOptions()
     opts.validate()
     progress = progress or (lambda _msg: None)
+    report = BenchReport(env={})
     files: list[Path] = []
     for m in map(Path, models):
-        files.extend(variants_in(m) if m.is_dir() else [m])
-    report = BenchReport(env={})
+        files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
     split = None
     probs_of: dict[str, np.ndarray] = {}
     for path in files:
@@ -239,6 +240,24 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     _recommend(report, ref, opts.max_accuracy_drop)
     report.variants.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))
     return report
+
+
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _runnable(files: list[Path], report: BenchReport) -> list[Path]:
+    """A run directory's files, without the torch ones where torch is not installed (the base install)."""
+    torch_files = [f for f in files if runtime_for(f) in ("torch", "torchscript")]
+    if not torch_files or _torch_available():
+        return files
+    report.notes.append(f"skipped {', '.join(f.name for f in torch_files)}: torch is not installed "
+                        "(pip install 'edgecv[train]')")
+    return [f for f in files if f not in torch_files]
 
 
 def _unique(name: str, report: BenchReport) -> str:

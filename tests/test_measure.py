@@ -92,13 +92,16 @@ def test_bench_measures_every_variant_and_writes_the_documented_schema(full_run,
 def test_eval_and_bench_run_without_torch(full_run, tmp_path):
     code = BLOCK_TORCH + "from edgecv.cli.app import app\n"
     for args in (["eval", str(full_run / "model.int8.onnx"), "--json", str(tmp_path / "e.json")],
-                 ["bench", str(full_run / "model.onnx"), str(full_run / "model.int8.onnx"), "--iters", "3",
-                  "--batch-sizes", "1,4", "--json", str(tmp_path / "b.json")]):
+                 ["bench", str(full_run), "--iters", "3", "--batch-sizes", "1,4", "--json", str(tmp_path / "b.json")]):
         script = code + f"app({args!r}, standalone_mode=False)\nassert 'torch' not in sys.modules, 'torch'\n"
         proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True,
                               timeout=300)
         assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "b.json").read_text())["env"]["torch"] is None
+    bench_report = json.loads((tmp_path / "b.json").read_text())
+    assert bench_report["env"]["torch"] is None
+    assert sorted(v["name"] for v in bench_report["variants"]) == \
+        ["onnx fp16", "onnx fp32", "onnx int8", "onnx int8-dynamic"]  # the run's ONNX files
+    assert "skipped best.pt, model.pt: torch is not installed" in bench_report["notes"][0]
     assert json.loads((tmp_path / "e.json").read_text())["precision"] == "int8"
 
 

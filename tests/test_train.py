@@ -53,9 +53,9 @@ def test_run_directory_has_everything_a_later_step_needs(mlp_run):
     assert spec.metrics["test_accuracy"] > 0.5
     assert ModelSpec.from_json((mlp_run / "spec.json").read_text()) == spec
     metrics = json.loads((mlp_run / "metrics.json").read_text())
-    assert {"accuracy", "loss", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)
-    assert len(metrics["per_class"]) == 10 and {"label", "precision", "recall", "f1", "support"} == set(
-        metrics["per_class"][0])
+    assert {"accuracy", "loss", "macro_f1", "per_class", "confusion_matrix", "ece", "top5_accuracy"} <= set(metrics)
+    assert len(metrics["per_class"]) == 10 and {"label", "precision", "recall", "f1", "support",
+                                                "one_vs_all_accuracy"} == set(metrics["per_class"][0])
     assert sum(map(sum, metrics["confusion_matrix"])) == 360
     assert metrics["accuracy"] == pytest.approx(spec.metrics["test_accuracy"])
 

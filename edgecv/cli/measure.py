@@ -136,6 +136,8 @@ def print_bench(report) -> None:
               f"agreement with {report.reference}", soft_wrap=True)
     if report.recommendation:
         out.print(f"[bold]recommended:[/] {escape(report.recommendation)}", soft_wrap=True)
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
 
 
 def bench_cmd(
