@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/edgecv train --data digits --out runs/demo --overwrite
 	$(BIN)/edgecv export runs/demo
 	$(BIN)/edgecv quantize runs/demo
+	$(BIN)/edgecv bench runs/demo --seconds 0.5
 
 test: $(STAMP)
 	$(BIN)/ruff check edgecv tests benchmarks

@@ -208,7 +208,13 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         progress(f"loading {path.name}")
         gc.collect()
         _reset_peak_rss()
-        loaded = load_model(path, options)
+        try:
+            loaded = load_model(path, options)
+        except ModelError as exc:
+            if "no edgecv spec" in str(exc):
+                raise ModelError(f"{path} has no edgecv spec, so bench cannot tell its labels and preprocessing; "
+                                 "edgecv eval takes them as --labels, --mean, --std and --input-shape") from None
+            raise
         if split is None or tuple(loaded.spec.input_shape) != tuple(split.raw.shape[1:]):
             split = load_split(path, loaded.spec, True, data, data_root, "test")
         progress(f"{loaded.name}: timing")
