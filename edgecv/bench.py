@@ -23,6 +23,7 @@ from edgecv.cpu import host_cpu
 from edgecv.errors import EdgecvError, ModelError
 from edgecv.evaluate import load_split, score
 from edgecv.metrics import agreement
+from edgecv.modeldata import data_source
 from edgecv.preprocess import to_model_input
 from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runtime_for
 
@@ -183,12 +184,15 @@ def _recommend(report: BenchReport, ref: VariantResult | None, drop_pp: float) -
         return
     floor = ref.metrics["accuracy"] - drop_pp / 100 - 1e-12
     ok = [r for r in report.variants if r.metrics["accuracy"] >= floor and r.latency_ms]
+    if not ok:
+        return  # no variant ran at batch 1 (all have another fixed batch size)
     best = min(ok, key=lambda r: r.latency_ms["p50"])
     report.recommended = best.name
+    speed = (f" vs {ref.latency_ms['p50']:.3f} ms ({ref.latency_ms['p50'] / best.latency_ms['p50']:.2f}x)"
+             if ref.latency_ms else "")
     report.recommendation = (
         f"{best.name} ({Path(best.file).name}) is the fastest variant within {drop_pp:g} pp of {ref.name}'s "
-        f"accuracy: p50 {best.latency_ms['p50']:.3f} ms vs {ref.latency_ms['p50']:.3f} ms "
-        f"({ref.latency_ms['p50'] / best.latency_ms['p50']:.2f}x), accuracy {best.metrics['accuracy']:.2%} vs "
+        f"accuracy: p50 {best.latency_ms['p50']:.3f} ms{speed}, accuracy {best.metrics['accuracy']:.2%} vs "
         f"{ref.metrics['accuracy']:.2%}")
 
 
@@ -202,7 +206,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     files: list[Path] = []
     for m in map(Path, models):
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
-    split = None
+    split, split_key = None, None
     probs_of: dict[str, np.ndarray] = {}
     for path in files:
         progress(f"loading {path.name}")
@@ -215,8 +219,9 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
                 raise ModelError(f"{path} has no edgecv spec, so bench cannot tell its labels and preprocessing; "
                                  "edgecv eval takes them as --labels, --mean, --std and --input-shape") from None
             raise
-        if split is None or tuple(loaded.spec.input_shape) != tuple(split.raw.shape[1:]):
-            split = load_split(path, loaded.spec, True, data, data_root, "test")
+        key = (data_source(path, loaded.spec, data, data_root), tuple(loaded.spec.input_shape))
+        if key != split_key:  # variants of one model share one split: the same images for all
+            split, split_key = load_split(path, loaded.spec, True, data, data_root, "test"), key
         progress(f"{loaded.name}: timing")
         latency, throughput = measure(loaded, split.raw, opts)
         progress(f"{loaded.name}: scoring")
