@@ -19,11 +19,11 @@ demo: $(STAMP)
 	$(BIN)/edgecv bench runs/demo --seconds 0.5
 
 test: $(STAMP)
-	$(BIN)/ruff check edgecv tests benchmarks
+	$(BIN)/ruff check edgecv tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check edgecv tests benchmarks
+	$(BIN)/ruff check edgecv tests benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

@@ -3,9 +3,20 @@
 Importing this package never imports torch.
 """
 
-from edgecv.errors import CheckpointError, DataError, EdgecvError, ModelError
+from edgecv.errors import CheckpointError, DataError, EdgecvError, InvalidImageError, ModelError
 from edgecv.spec import ModelSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "DataError", "EdgecvError", "ModelError", "ModelSpec", "__version__"]
+
+def __getattr__(name: str):
+    """``edgecv.Predictor`` and ``edgecv.Prediction`` load onnxruntime only when first used."""
+    if name in ("Predictor", "Prediction"):
+        from edgecv import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'edgecv' has no attribute {name!r}")
+
+
+__all__ = ["CheckpointError", "DataError", "EdgecvError", "InvalidImageError", "ModelError", "ModelSpec",
+           "Prediction", "Predictor", "__version__"]

@@ -13,6 +13,10 @@ class DataError(EdgecvError):
     """A data set cannot be found, read or split."""
 
 
+class InvalidImageError(DataError):
+    """An image cannot be read: not an image, truncated, empty, too large, or an array of the wrong shape."""
+
+
 class ModelError(EdgecvError):
     """A model name, file or weight set is unknown, corrupt or does not fit."""
 

@@ -6,16 +6,15 @@ class folders and a fixed, stratified split is made.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from edgecv.data.base import RawData
-from edgecv.errors import DataError
+from edgecv.errors import DataError, InvalidImageError
+from edgecv.imageio import MAX_PIXELS, open_image, to_pixels
 
-MAX_PIXELS = 50_000_000  # refuse larger images before decoding their pixels
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
@@ -40,28 +39,17 @@ def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
 def _open_checked(path: str) -> Image.Image:
     """Open an image lazily, refusing unreadable files and oversize images before decoding."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        raise DataError(f"image {path} has {w}x{h} pixels, over the {MAX_PIXELS:,} pixel cap")
-    if w == 0 or h == 0:
-        raise DataError(f"image {path} is empty ({w}x{h})")
-    return img
+        return open_image(path, f"image {path}", MAX_PIXELS)
+    except InvalidImageError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _decode(path: str, size: int, color: str) -> np.ndarray:
-    img = _open_checked(path)
+    """The same decoding the Predictor uses, so training and serving see the same pixels."""
     try:
-        img = ImageOps.exif_transpose(img).convert(color)
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot decode image {path}: {exc}") from None
-    return arr
+        return to_pixels(_open_checked(path), color, (size, size), "bilinear", f"image {path}").transpose(1, 2, 0)
+    except InvalidImageError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _decode_all(samples: list[tuple[str, int]], size: int, color: str) -> tuple[np.ndarray, np.ndarray]:

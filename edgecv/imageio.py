@@ -1,0 +1,92 @@
+"""Decoding images the one way edgecv does everywhere: training data from folders and the Predictor share it,
+so an app sees exactly the pixels the model was trained on.
+
+Open lazily, refuse oversize or empty images before decoding pixels, apply the EXIF orientation, bring any
+Pillow mode to L or RGB, resize with the model's interpolation. Torch-free.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from edgecv.errors import InvalidImageError
+
+MAX_PIXELS = 50_000_000
+RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I", "F"}  # scaled to 8 bits, not clipped
+
+
+def open_image(source: Any, name: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A lazily opened Pillow image from a path, bytes, a PIL image or a uint8 array (H×W or H×W×C);
+    oversize, empty and unreadable images raise :class:`InvalidImageError` before their pixels are decoded."""
+    if isinstance(source, Image.Image):
+        img = source
+    elif isinstance(source, np.ndarray):
+        img = from_array(source, name)
+    else:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            handle: Any = io.BytesIO(bytes(source))
+        elif isinstance(source, (str, Path)):
+            handle = str(source)
+        else:
+            raise InvalidImageError(f"{name}: expected a path, bytes, a PIL image or a numpy array, "
+                                    f"got {type(source).__name__}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(handle)
+        except FileNotFoundError:
+            raise InvalidImageError(f"{name} does not exist") from None
+        except UnidentifiedImageError:
+            raise InvalidImageError(f"{name} is not an image (Pillow cannot identify it)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InvalidImageError(f"{name} is over the {min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels):,} "
+                                    "pixel cap (a decompression bomb, by Pillow's own check)") from None
+        except (OSError, ValueError) as exc:
+            raise InvalidImageError(f"{name} is not an image Pillow can read: {exc}") from None
+    w, h = img.size
+    if w == 0 or h == 0:
+        raise InvalidImageError(f"{name} is empty ({w}x{h} pixels)")
+    if w * h > max_pixels:
+        raise InvalidImageError(f"{name} has {w}x{h} pixels, over the {max_pixels:,} pixel cap")
+    return img
+
+
+def from_array(arr: np.ndarray, name: str = "image") -> Image.Image:
+    """A uint8 H×W (gray) or H×W×C (C = 1, 3 RGB or 4 RGBA) array as a Pillow image."""
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(f"{name}: arrays must be uint8, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(arr), "L")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
+    raise InvalidImageError(f"{name}: arrays must be H×W or H×W×C with C in 1, 3, 4; got shape {arr.shape}")
+
+
+def to_pixels(img: Image.Image, color: str, size: tuple[int, int], interpolation: str = "bilinear",
+              name: str = "image") -> np.ndarray:
+    """Decode, orient, convert to ``color`` (L or RGB) and resize to ``size`` (H, W): uint8 (C, H, W)."""
+    try:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in SIXTEEN_BIT:  # 16-bit and 32-bit gray: scale to 0..255 rather than clip at 255
+            arr = np.asarray(img, dtype=np.float64)
+            top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+            img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        if img.mode != color:
+            img = img.convert(color)
+        h, w = size
+        if img.size != (w, h):
+            img = img.resize((w, h), RESAMPLE.get(interpolation, Image.Resampling.BILINEAR))
+        arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidImageError(f"{name} cannot be decoded (truncated or corrupt?): {exc}") from None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
