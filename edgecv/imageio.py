@@ -76,7 +76,8 @@ def to_pixels(img: Image.Image, color: str, size: tuple[int, int], interpolation
               name: str = "image") -> np.ndarray:
     """Decode, orient, convert to ``color`` (L or RGB) and resize to ``size`` (H, W): uint8 (C, H, W)."""
     try:
-        img = ImageOps.exif_transpose(img)
+        if img.format and img.getexif().get(0x0112, 1) != 1:  # decoded files only; arrays have no EXIF
+            img = ImageOps.exif_transpose(img)
         if img.mode in SIXTEEN_BIT:  # 16-bit and 32-bit gray: scale to 0..255 rather than clip at 255
             arr = np.asarray(img, dtype=np.float64)
             top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)

@@ -51,6 +51,8 @@ class Loaded:
 
     def logits(self, x: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
         """Logits for any number of inputs, in batches (the model's fixed batch, padded, if it has one)."""
+        if not self.fixed_batch and len(x) <= batch:  # one call: no slicing or copying
+            return np.asarray(self.run(x), dtype=np.float32)
         step = self.fixed_batch or batch
         parts = []
         for i in range(0, len(x), step):
