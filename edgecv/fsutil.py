@@ -1,7 +1,9 @@
-"""Crash-safe file writing: a temp file in the same folder, flushed to disk, then ``os.replace``d."""
+"""File helpers: crash-safe writing (a temp file in the same folder, flushed, then ``os.replace``d), hashing,
+and the checks every command makes before reading a file or writing to a folder."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -56,3 +58,33 @@ def remove_stale_temps(folder: Path | str) -> None:
     """Delete temp files a killed process left behind in ``folder``."""
     for tmp in Path(folder).glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def sha256(path: Path | str) -> str:
+    """The file's SHA-256, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def require_file(path: Path, kind: str, error: type[Exception]) -> None:
+    """Raise ``error`` naming the problem when ``path`` is missing, a folder or empty."""
+    if not path.exists():
+        raise error(f"{path} does not exist")
+    if path.is_dir():
+        raise error(f"{path} is a folder, not {kind}")
+    if path.stat().st_size == 0:
+        raise error(f"{path} is empty")
+
+
+def check_writable_folder(folder: Path, error: type[Exception]) -> None:
+    """Fail before expensive work when files cannot be written into ``folder`` (creating nothing yet)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise error(f"cannot write to {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise error(f"cannot write to {folder}: {existing} is not writable")

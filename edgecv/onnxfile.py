@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecv.errors import ModelError
+from edgecv.fsutil import require_file
 from edgecv.spec import ModelSpec
 
 SPEC_KEY = "edgecv.spec"
@@ -54,12 +55,7 @@ def load_onnx(path: Path | str) -> Any:
     from google.protobuf.message import DecodeError
 
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path} does not exist")
-    if path.is_dir():
-        raise ModelError(f"{path} is a folder, not an ONNX file")
-    if path.stat().st_size == 0:
-        raise ModelError(f"{path} is empty")
+    require_file(path, "an ONNX file", ModelError)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as exc:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from edgecv.cli.common import fmt_bytes, fmt_count, out, run_guarded
 from edgecv.errors import EdgecvError
+from edgecv.fsutil import check_writable_folder
 
 
 def _parse_batch(text: str) -> int | None:
@@ -118,14 +119,6 @@ def export_cmd(
 
 def _check_writable(target: Path) -> None:
     """Fail before the expensive work when ``target`` cannot be written."""
-    import os
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None
     if target.is_dir():
         raise EdgecvError(f"cannot write {target}: it is a folder")
-    if not os.access(target.parent, os.W_OK):
-        raise EdgecvError(f"cannot write {target}: {target.parent} is not writable")
-
+    check_writable_folder(target.parent, EdgecvError)

@@ -28,6 +28,15 @@ def _runtime_options(provider: str, threads: int | None, allow_fallback: bool, g
                           trt_cache=str(trt_cache) if trt_cache else None)
 
 
+def _write_report(path: Path, data: dict) -> None:
+    """Write a JSON report atomically and say where; an unwritable path is a one-line error."""
+    try:
+        write_json(path, data)
+    except OSError as exc:
+        raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
+    out.print(f"[green]wrote[/] {escape(str(path))}", soft_wrap=True)
+
+
 def print_eval(result) -> None:
     """Overall metrics, per-class table and (for up to 20 classes) the confusion matrix."""
     m = result.metrics
@@ -97,11 +106,7 @@ def eval_cmd(
                           split=split, spec=spec)
         print_eval(result)
         if json_file is not None:
-            try:
-                write_json(json_file, result.to_dict())
-            except OSError as exc:
-                raise EdgecvError(f"cannot write {json_file}: {exc.strerror or exc}") from None
-            out.print(f"[green]wrote[/] {escape(str(json_file))}", soft_wrap=True)
+            _write_report(json_file, result.to_dict())
 
     run_guarded(body)
 
@@ -183,10 +188,6 @@ def bench_cmd(
         print_bench(report)
         target = json_file or (models[0] / "bench.json" if len(models) == 1 and models[0].is_dir() else None)
         if target is not None:
-            try:
-                write_json(target, report.to_dict())
-            except OSError as exc:
-                raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None
-            out.print(f"[green]wrote[/] {escape(str(target))}", soft_wrap=True)
+            _write_report(target, report.to_dict())
 
     run_guarded(body)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from edgecv.errors import EdgecvError, ModelError
+from edgecv.fsutil import sha256
 from edgecv.models.summary import ModelSummary, summarize
 from edgecv.spec import ModelSpec
 from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -65,14 +65,6 @@ class Source:
         except EdgecvError:
             return None
         return data.val.x[:REAL_BATCH]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_source(path: Path | str) -> Source:

@@ -13,9 +13,7 @@ faster than fp32 and S8S8 1.3x slower. Hence the per-CPU defaults in :func:`meth
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -29,7 +27,7 @@ import numpy as np
 from edgecv import __version__
 from edgecv.cpu import host_cpu
 from edgecv.errors import EdgecvError, ModelError
-from edgecv.fsutil import atomic_path, write_json
+from edgecv.fsutil import atomic_path, check_writable_folder, sha256, write_json
 from edgecv.modeldata import data_source, foreign_spec, load_bundle
 from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, metadata, quantization_of, set_metadata, spec_of
 from edgecv.quantize import methods as m
@@ -131,14 +129,6 @@ def output_path(model_path: Path, method: str, out_dir: Path | None = None) -> P
     return (out_dir or model_path.parent) / f"{stem}{m.SUFFIX[method]}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _io(model: Any) -> tuple[str, list[Any], int]:
     """The single input's name and dims, and its element type."""
     init = {t.name for t in model.graph.initializer}
@@ -221,7 +211,7 @@ class _Job:
         progress("loading data")
         self.spec, self.has_spec, bundle = _model_spec(path, self.model, options)
         self.data: QuantData = load_quant_data(self.spec, bundle, options.calib_size)
-        self.sha256 = _sha256(path)
+        self.sha256 = sha256(path)
         self.input_name, dims, _ = _io(self.model)
         self.fixed_batch = dims[0] if dims and dims[0] else None
         progress("measuring the fp32 model")
@@ -269,7 +259,7 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
     progress = progress or (lambda _msg: None)
     path = Path(model_path)
     out_dir = options.out_dir or path.parent
-    _check_writable(out_dir)
+    check_writable_folder(out_dir, EdgecvError)
     job = _Job(path, options, progress)
     cpu = host_cpu()
     flavour = m.default_flavour(cpu)
@@ -314,17 +304,6 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
     if report.failures:
         raise QuantizeError("; ".join(f"{k}: {v}" for k, v in report.failures.items()), report)
     return report
-
-
-def _check_writable(folder: Path) -> None:
-    """Fail before the expensive work when the outputs cannot be written (creating nothing yet)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise EdgecvError(f"cannot write to {folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK):
-        raise EdgecvError(f"cannot write to {folder}: {existing} is not writable")
 
 
 def _ort_version() -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgecv.errors import ModelError
+from edgecv.fsutil import require_file
 from edgecv.registry import Registry
 from edgecv.runtimes.base import EVAL_BATCH, PRECISIONS, Loaded, RuntimeOptions
 from edgecv.runtimes.ort import PROVIDERS, ProviderError, available, load_onnx_session
@@ -42,12 +43,7 @@ def runtime_for(path: Path) -> str:
     """Which runtime reads ``path``: ONNX by content, TorchScript archives by their code/ folder, other torch
     zip archives as edgecv checkpoints."""
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path} does not exist")
-    if path.is_dir():
-        raise ModelError(f"{path} is a folder, not a model file")
-    if path.stat().st_size == 0:
-        raise ModelError(f"{path} is empty")
+    require_file(path, "a model file", ModelError)
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
