@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgecv.errors import InvalidImageError
+from edgecv.spec import COLORS
 
 MAX_PIXELS = 50_000_000
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -70,6 +71,18 @@ def from_array(arr: np.ndarray, name: str = "image") -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         return Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
     raise InvalidImageError(f"{name}: arrays must be H×W or H×W×C with C in 1, 3, 4; got shape {arr.shape}")
+
+
+def ready_pixels(source: Any, color: str, size: tuple[int, int]) -> np.ndarray | None:
+    """uint8 (C, H, W) pixels without Pillow for an array that is already at ``size`` (H, W) in ``color``
+    (H×W or H×W×1 for L, H×W×3 for RGB): exactly what :func:`to_pixels` would give. None for anything else."""
+    if not isinstance(source, np.ndarray) or source.dtype != np.uint8 or source.shape[:2] != size:
+        return None
+    if source.ndim == 2:
+        return source[None] if color == "L" else None
+    if source.ndim == 3 and source.shape[2] == COLORS.get(color):
+        return source.transpose(2, 0, 1)
+    return None
 
 
 def to_pixels(img: Image.Image, color: str, size: tuple[int, int], interpolation: str = "bilinear",

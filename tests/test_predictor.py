@@ -23,6 +23,9 @@ from test_torch_free import BLOCK_TORCH
 from edgecv import InvalidImageError, ModelError, Prediction, Predictor
 from edgecv.data import load_dataset
 from edgecv.evaluate import evaluate
+from edgecv.imageio import from_array, ready_pixels, to_pixels
+from edgecv.preprocess import to_model_input
+from edgecv.spec import COLORS, ModelSpec
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +112,50 @@ def test_uint8_input_models_skip_what_their_graph_does(model, digits):
     assert u8_p.spec.dtype == "uint8"
     images = list(digits.test.x[:50, 0])
     assert [p.label for p in u8_p.predict_batch(images)] == [p.label for p in float_p.predict_batch(images)]
+    assert [u8_p.predict(img).label for img in images] == [float_p.predict(img).label for img in images]
+
+
+@pytest.mark.parametrize("color, shape", [("L", (32, 32)), ("L", (32, 32, 1)), ("RGB", (32, 32, 3))])
+def test_arrays_already_at_the_model_size_skip_pillow_with_the_same_pixels(color, shape):
+    arr = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    fast = ready_pixels(arr, color, (32, 32))
+    assert fast is not None and fast.shape == (COLORS[color], 32, 32)
+    assert np.array_equal(fast, to_pixels(from_array(arr), color, (32, 32)))
+    for other in (arr[:31], arr.astype(np.int16), np.repeat(arr[..., :1], 4, axis=-1)):
+        assert ready_pixels(other, color, (32, 32)) is None  # these go through Pillow (or its errors)
+    assert ready_pixels(arr, "RGB" if color == "L" else "L", (32, 32)) is None
+
+
+def test_single_and_batched_calls_and_every_size_give_the_same_scores(model, digits):
+    predictor = Predictor(model)
+    at_size = load_dataset("digits", 32).test.x[:40, 0]
+    for images in (list(at_size), list(digits.test.x[:40, 0])):
+        one_by_one = [predictor.predict(img) for img in images]
+        assert predictor.predict_batch(images[:1]) == one_by_one[:1]  # same run, same arithmetic: identical
+        batched = predictor.predict_batch(images)
+        assert [p.label for p in batched] == [p.label for p in one_by_one]
+        for b, o in zip(batched, one_by_one, strict=True):
+            assert [label for label, _ in b.topk] == [label for label, _ in o.topk]
+            assert [s for _, s in b.topk] == pytest.approx([s for _, s in o.topk], abs=1e-6)
+    logits = Predictor(model, top_k=10).session.run(None, {"input": to_model_input(at_size[:1, None], predictor.spec)})
+    probs = np.exp(logits[0][0] - logits[0][0].max())
+    probs /= probs.sum()
+    assert [s for _, s in predictor.predict(at_size[0]).topk] == pytest.approx(sorted(probs)[::-1][:5], abs=1e-6)
+
+
+def test_lookup_and_arithmetic_normalisation_give_the_same_bits():
+    for color, layout in (("L", "NCHW"), ("RGB", "NCHW"), ("RGB", "NHWC")):
+        c = COLORS[color]
+        spec = ModelSpec(labels=["a", "b"], input_shape=(c, 24, 24), mean=[0.485, 0.456, 0.406][:c],
+                         std=[0.229, 0.224, 0.225][:c], color=color, layout=layout)
+        images = np.random.default_rng(2).integers(0, 256, (30, c, 24, 24), dtype=np.uint8)
+        mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (spec.mean, spec.std))
+        direct = (images.astype(np.float32) / 255 - mean) / std
+        batch = to_model_input(images, spec)  # arithmetic
+        singles = np.concatenate([to_model_input(images[i:i + 1], spec) for i in range(30)])  # lookups
+        assert np.array_equal(batch, singles)
+        expected = direct.transpose(0, 2, 3, 1) if layout == "NHWC" else direct
+        assert np.allclose(batch, expected, atol=1e-5)
 
 
 def test_bad_images_raise_typed_errors_before_decoding(model, digits, tmp_path):
@@ -173,7 +220,8 @@ def test_bad_models_raise_model_errors(model, tmp_path):
 
 def test_eight_threads_share_one_predictor_and_agree_with_a_sequential_run(model, digits):
     predictor = Predictor(model)
-    images = [digits.test.x[i % len(digits.test), 0] for i in range(200)]
+    at_size = load_dataset("digits", 32).test.x[:, 0]
+    images = [at_size[i % len(at_size)] if i % 2 else digits.test.x[i % len(digits.test), 0] for i in range(200)]
     sequential = [predictor.predict(img) for img in images]
     barrier = threading.Barrier(8)
 

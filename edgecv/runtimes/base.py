@@ -43,6 +43,7 @@ class Loaded:
     run_prepared: Callable[[Any], Any]  # the timed call: runs and waits for the device
     fetch: Callable[[Any], np.ndarray]  # the timed call's result -> numpy logits
     fixed_batch: int | None = None
+    handle: Any = None  # the runtime's own object: an onnxruntime.InferenceSession, a torch module
     details: dict[str, Any] = field(default_factory=dict)
 
     def run(self, x: np.ndarray) -> np.ndarray:

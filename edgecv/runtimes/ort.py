@@ -160,5 +160,5 @@ def load_onnx_session(path: Path, options: RuntimeOptions, spec: ModelSpec | Non
     return Loaded(
         name="", format="onnx", precision=PRECISION.get(quant.get("method"), "fp32"), provider=provider,
         file=path, spec=model_spec, prepare=prepare, run_prepared=run_prepared, fetch=fetch, fixed_batch=fixed,
-        details={"providers": session.get_providers(), "input_type": inp.type},
+        handle=session, details={"providers": session.get_providers(), "input_type": inp.type},
     )

@@ -46,7 +46,7 @@ def wrap_module(module: Any, fmt: str, path: Path, spec: ModelSpec, device: str)
         return y.float().cpu().numpy()
 
     return Loaded(name="", format=fmt, precision="fp32", provider=device, file=path, spec=spec,
-                  prepare=prepare, run_prepared=run_prepared, fetch=fetch,
+                  prepare=prepare, run_prepared=run_prepared, fetch=fetch, handle=module,
                   details={"torch": torch.__version__})
 
 
