@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgecv-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,12 +13,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/edgecv train --data digits --out runs/demo --overwrite
-	$(BIN)/edgecv export runs/demo
-	$(BIN)/edgecv quantize runs/demo
-	$(BIN)/edgecv bench runs/demo --seconds 0.5
+	$(BIN)/edgecv pipeline --data digits --model cnn-bn --out runs/demo
 
-test: $(STAMP)
+# the report's rendering test screenshots it with Debian's chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (used to check that report.html renders offline)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check edgecv tests benchmarks examples
 	$(BIN)/python -m pytest -q
 

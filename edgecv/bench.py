@@ -81,6 +81,12 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchReport:
+        """A report read back from bench.json."""
+        fields = {k: v for k, v in data.items() if k != "variants"}
+        return cls(**fields, variants=[VariantResult(**v) for v in data.get("variants", [])])
+
 
 def variants_in(run_dir: Path) -> list[Path]:
     """Every model file of a run directory, in a fixed order."""

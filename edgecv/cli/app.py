@@ -7,6 +7,7 @@ import typer
 from edgecv import __version__
 from edgecv.cli.export import export_cmd
 from edgecv.cli.measure import bench_cmd, eval_cmd
+from edgecv.cli.pipeline import explain_cmd, pipeline_cmd, report_cmd
 from edgecv.cli.predict import predict_cmd
 from edgecv.cli.quantize import quantize_cmd
 from edgecv.cli.train import train_cmd
@@ -40,11 +41,14 @@ def root(
     """
 
 
+app.command("pipeline")(pipeline_cmd)
 app.command("train")(train_cmd)
 app.command("export")(export_cmd)
 app.command("quantize")(quantize_cmd)
 app.command("eval")(eval_cmd)
 app.command("bench")(bench_cmd)
+app.command("report")(report_cmd)
+app.command("explain")(explain_cmd)
 app.command("predict")(predict_cmd)
 app.command("models")(models_cmd)
 app.command("datasets")(datasets_cmd)

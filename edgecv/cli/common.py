@@ -16,7 +16,7 @@ out = Console(highlight=False)  # results: tables and summaries
 err = Console(stderr=True, highlight=False)  # progress and errors
 
 T = TypeVar("T")
-TRAIN_EXTRAS = {"torch", "torchvision", "onnx", "onnxscript", "onnxslim", "matplotlib"}  # edgecv[train]
+TRAIN_EXTRAS = {"torch", "torchvision", "onnx", "onnxscript", "onnxslim", "matplotlib", "captum"}  # edgecv[train]
 
 
 def debug() -> bool:

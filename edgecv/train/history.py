@@ -13,6 +13,9 @@ COLUMNS = (
     "epoch",
     "train_loss",
     "train_acc",
+    "train_precision",
+    "train_recall",
+    "train_f1",
     "val_loss",
     "val_acc",
     "val_precision",
@@ -30,14 +33,14 @@ def write_history(path: Path | str, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
+        writer.writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})  # "" where a resumed older run lacks one
     write_text(path, buf.getvalue())
 
 
 def read_history(path: Path | str) -> list[dict[str, float]]:
     """Rows of a history.csv as numbers."""
     with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [{k: float(v) if v else float("nan") for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def _fmt(value: Any) -> str:

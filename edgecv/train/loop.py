@@ -154,11 +154,13 @@ class _Session:
         }
 
 
-def _train_epoch(s: _Session, reporter: Reporter) -> tuple[float, float, float]:
-    """One pass over the training split; returns (mean loss, accuracy, images/s)."""
+def _train_epoch(s: _Session, reporter: Reporter) -> dict[str, float]:
+    """One pass over the training split: mean loss, accuracy, macro precision/recall/F1 (of the predictions
+    made while training, augmented) and images/s."""
     s.model.train()
     loss_sum = torch.zeros((), device=s.device)
     correct = torch.zeros((), device=s.device, dtype=torch.long)
+    preds, labels = [], []
     seen = 0
     start = time.perf_counter()
     for i, (x, y) in enumerate(s.train_batches):
@@ -181,7 +183,10 @@ def _train_epoch(s: _Session, reporter: Reporter) -> tuple[float, float, float]:
         if s.scheduler is not None:
             s.scheduler.step()
         loss_sum += loss.detach() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        pred = logits.detach().argmax(1)
+        correct += (pred == y).sum()
+        preds.append(pred)
+        labels.append(y)
         seen += len(y)
         reporter.step(loss.detach())
         if (i + 1) % NAN_CHECK_EVERY == 0 or i + 1 == len(s.train_batches):
@@ -193,7 +198,10 @@ def _train_epoch(s: _Session, reporter: Reporter) -> tuple[float, float, float]:
     if s.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return loss_sum.item() / seen, correct.item() / seen, seen / max(seconds, 1e-9)
+    scores = macro_scores(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy(), len(s.data.labels))
+    return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
+            "train_precision": scores["precision"], "train_recall": scores["recall"], "train_f1": scores["f1"],
+            "images_per_s": seen / max(seconds, 1e-9)}
 
 
 @torch.no_grad()
@@ -232,11 +240,10 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
             break
         reporter.epoch_start(epoch, cfg.epochs, len(s.train_batches))
         start = time.perf_counter()
-        train_loss, train_acc, images_per_s = _train_epoch(s, reporter)
+        trained = _train_epoch(s, reporter)
         val = _validate(s)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, **val,
-               "lr": s.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start,
-               "images_per_s": images_per_s}
+        row = {"epoch": epoch, **trained, **val, "lr": s.optimizer.param_groups[0]["lr"],
+               "seconds": time.perf_counter() - start}
         state.epoch = epoch
         state.history.append(row)
         if val["val_loss"] < state.best_val_loss:

@@ -1,0 +1,176 @@
+"""`edgecv pipeline`, `edgecv report` and `edgecv explain`: the whole job, its report, and Grad-CAM."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from edgecv.cli.common import err, out, run_guarded
+from edgecv.cli.train import RichReporter
+from edgecv.errors import EdgecvError
+
+
+def pipeline_cmd(
+    data: str = typer.Option("digits", "--data", "-d", help="Data set: digits, mnist, fashion-mnist, cifar10 or "
+                                                            "folder:PATH."),
+    model: str = typer.Option("cnn-bn", "--model", "-m", help="Zoo model (edgecv models)."),
+    epochs: int = typer.Option(None, "--epochs", "-e", help="Training epochs [default: the model's]."),
+    provider: str = typer.Option("cpu", "--provider", help="ONNX Runtime provider for the benchmark: cpu | cuda | "
+                                                           "tensorrt | openvino."),
+    out_dir: Path = typer.Option(None, "--out", "-o", help="Run directory [default: runs/MODEL-DATA]."),
+    force: bool = typer.Option(False, "--force", help="Redo every stage, even those whose outputs are current."),
+    seconds: float = typer.Option(0.5, "--seconds", help="Time per benchmark measurement."),
+    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    download: bool = typer.Option(False, "--download", help="Download a torchvision data set that is missing."),
+) -> None:
+    """Train, export (ONNX and TorchScript), quantise (int8 static and dynamic, fp16), benchmark every
+    variant and write the report, all in one run directory.
+
+    A stage whose outputs are newer than its inputs is skipped; --force redoes it. Ends with the bench table
+    and the report's path.
+
+    Example: edgecv pipeline --data digits --model cnn-bn --out runs/demo
+    """
+    reporter = StageReporter()
+
+    def body() -> None:
+        from edgecv.cli.measure import print_bench
+        from edgecv.pipeline import STAGES, PipelineOptions, run_pipeline
+
+        if epochs is not None and epochs < 1:
+            raise EdgecvError(f"--epochs must be at least 1, got {epochs}")
+        opts = PipelineOptions(data=data, model=model, epochs=epochs, provider=provider, out=out_dir, force=force,
+                               seconds=seconds, data_root=str(data_root) if data_root else None, download=download)
+        status = err.status("") if err.is_terminal else nullcontext()
+        with status as live:
+            def on_stage(i: int, name: str, message: str) -> None:
+                line = f"[{i}/{len(STAGES)}] {name:<8} {message}"
+                if message == "running":
+                    if live is not None:
+                        live.update(escape(line))
+                    return
+                out.print(escape(line), soft_wrap=True)
+
+            result = run_pipeline(opts, reporter, on_stage)
+        print_bench(result.bench)
+        out.print(f"[bold]report:[/] {escape(str(result.report))}", soft_wrap=True)
+
+    run_guarded(body, interrupt_hint=reporter.interrupt_hint)
+
+
+class StageReporter(RichReporter):
+    """Training progress inside the pipeline: the per-batch bar, without a line per epoch."""
+
+    def start(self, cfg, data, run_dir, first_epoch) -> None:
+        self.run_dir, self.epochs_done = run_dir, first_epoch - 1
+
+    def epoch_end(self, row) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.epochs_done = row["epoch"]
+
+    def note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory with bench.json (edgecv pipeline makes one)."),
+    samples: int = typer.Option(24, "--samples", help="Random test images in the samples grid."),
+    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+) -> None:
+    """Write RUN_DIR/report.html (self-contained: figures inline, nothing fetched), report.md and plots/*.png:
+    summary, training curves, variants and the accuracy-latency Pareto front, per-class changes, confusion
+    matrices, calibration, sample predictions, Grad-CAM and feature maps, environment.
+
+    Example: edgecv report runs/demo
+    """
+
+    def body() -> None:
+        from edgecv.report import build_report
+
+        if samples < 1:
+            raise EdgecvError(f"--samples must be at least 1, got {samples}")
+        status = err.status("writing the report") if err.is_terminal else nullcontext()
+        with status as live:
+            built = build_report(run_dir, data_root=str(data_root) if data_root else None, samples=samples,
+                                 progress=(lambda m: live.update(escape(m))) if live is not None else None)
+        out.print(f"[green]wrote[/] {escape(str(built.html))} and {escape(built.markdown.name)} "
+                  f"({built.figures} figures in {escape(str(built.html.parent / 'plots'))})", soft_wrap=True)
+
+    run_guarded(body)
+
+
+def explain_cmd(
+    source: Path = typer.Argument(..., help="A run directory (its best checkpoint) or a checkpoint file."),
+    image: list[Path] = typer.Option(None, "--image", "-i", help="An image to explain (repeatable)."),
+    samples: int = typer.Option(6, "--samples", "-n", help="Without --image: this many random test images."),
+    layer: str = typer.Option(None, "--layer", help="Layer for Grad-CAM [default: the last convolution]."),
+    out_path: Path = typer.Option(None, "--out", "-o", help="Output folder [default: RUN_DIR/explain]."),
+    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+) -> None:
+    """Grad-CAM heatmap overlays for the predicted class, and per-layer activation grids, as PNG files.
+
+    Example: edgecv explain runs/demo --samples 8 --layer features.4
+    """
+
+    def body() -> None:
+        import numpy as np
+
+        from edgecv import explain
+        from edgecv.fsutil import atomic_path
+        from edgecv.imageio import open_image, to_pixels
+        from edgecv.report.figures import png
+
+        if samples < 1:
+            raise EdgecvError(f"--samples must be at least 1, got {samples}")
+        model, spec, ckpt = explain.load_explainable(source)
+        explain.pick_layer(model, layer)  # a bad --layer fails before any work
+        truth = None
+        if image:
+            pixels = np.stack([to_pixels(open_image(p, str(p)), spec.color, spec.size, spec.interpolation, str(p))
+                               for p in image])
+        else:
+            pixels, truth = _test_images(ckpt, spec, samples, str(data_root) if data_root else None)
+        folder = out_path or (ckpt.parent.parent / "explain" if ckpt.parent.name == "checkpoints"
+                              else ckpt.parent / "explain")
+        if folder.exists() and not folder.is_dir():
+            raise EdgecvError(f"--out {folder} is a file, not a folder")
+        cams = explain.grad_cam(model, spec, pixels, layer)
+        written = []
+        for i in range(len(pixels)):
+            one = explain.Explained(pixels[i:i + 1], cams.cams[i:i + 1], cams.predicted[i:i + 1],
+                                    cams.confidence[i:i + 1], cams.layer)
+            written.append(_save(folder / f"gradcam_{i:02d}.png",
+                                 png(explain.overlay_figure(one, spec.labels, None if truth is None else truth[i:i + 1],
+                                                            title=f"Grad-CAM at {cams.layer}")), atomic_path))
+        for name, maps in explain.activations(model, spec, pixels[:1]).items():
+            written.append(_save(folder / f"activations_{name.replace('.', '_')}.png",
+                                 png(explain.activation_figure(name, maps, pixels[0])), atomic_path))
+        out.print(f"[green]wrote[/] {len(written)} PNG files to {escape(str(folder))}: Grad-CAM at {cams.layer} "
+                  f"for {len(pixels)} images, activations of {len(written) - len(pixels)} layers", soft_wrap=True)
+
+    run_guarded(body)
+
+
+def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
+    import numpy as np
+
+    from edgecv.modeldata import data_source, load_bundle
+
+    name, root = data_source(ckpt, spec, None, data_root)
+    test = load_bundle(name, root, spec.input_shape).test
+    pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(count, len(test)), replace=False))
+    return test.x[pick], test.y[pick]
+
+
+def _save(path: Path, data: bytes, atomic_path) -> Path:
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -1,0 +1,190 @@
+"""`edgecv pipeline`: train -> export -> quantize -> bench -> report on one run directory.
+
+Each stage reads files and writes files in the run directory. A stage is current when all its outputs exist
+and none is older than any of its inputs (as make decides), so a re-run does only what is stale, and a stage
+that runs makes every later stage stale. ``force`` redoes every stage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecv.errors import EdgecvError
+
+STAGES = ("train", "export", "quantize", "bench", "report")
+QUANTIZED = ("model.int8.onnx", "model.int8-dynamic.onnx", "model.fp16.onnx")
+
+
+@dataclass
+class PipelineOptions:
+    """What to train and how long to measure."""
+
+    data: str = "digits"
+    model: str = "cnn-bn"
+    epochs: int | None = None  # None: the model's default
+    provider: str = "cpu"
+    out: Path | None = None  # None: runs/<model>-<data>
+    force: bool = False
+    seconds: float = 0.5  # time per bench measurement
+    data_root: str | None = None
+    download: bool = False
+
+    def run_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        data = Path(self.data.partition(":")[2]).name if self.data.startswith("folder:") else self.data
+        return Path("runs") / f"{self.model}-{data}"
+
+
+@dataclass
+class StageResult:
+    name: str
+    ran: bool  # False: its outputs were current
+    seconds: float
+    summary: str
+
+
+@dataclass
+class PipelineResult:
+    run_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    bench: Any = None  # the BenchReport, measured now or read back from bench.json
+    report: Path | None = None
+
+
+def stage_files(run_dir: Path, stage: str) -> tuple[list[Path], list[Path]]:
+    """(inputs, outputs) of a stage."""
+    best = run_dir / "checkpoints" / "best.pt"
+    onnx = run_dir / "model.onnx"
+    variants = [best, run_dir / "model.pt", onnx, *(run_dir / q for q in QUANTIZED)]
+    return {
+        "train": ([run_dir / "config.json"], [best, run_dir / "metrics.json", run_dir / "history.csv"]),
+        "export": ([best], [onnx, run_dir / "model.pt"]),
+        "quantize": ([onnx], [*(run_dir / q for q in QUANTIZED), run_dir / "quantize.json"]),
+        "bench": (variants, [run_dir / "bench.json"]),
+        "report": ([run_dir / "bench.json", run_dir / "history.csv", run_dir / "metrics.json", *variants],
+                   [run_dir / "report.html", run_dir / "report.md"]),
+    }[stage]
+
+
+def is_current(run_dir: Path, stage: str) -> bool:
+    """All outputs exist and none is older than any input."""
+    inputs, outputs = stage_files(run_dir, stage)
+    if not all(p.is_file() for p in outputs) or not all(p.is_file() for p in inputs):
+        return False
+    return min(p.stat().st_mtime_ns for p in outputs) >= max(p.stat().st_mtime_ns for p in inputs)
+
+
+def _check_run(run_dir: Path, opts: PipelineOptions) -> bool:
+    """Whether ``run_dir`` already holds a run of this model on this data (False: a fresh directory).
+    A run of something else is an error rather than silently replaced."""
+    config = run_dir / "config.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EdgecvError(f"--out {run_dir} is a file, not a folder")
+    if not config.is_file():
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise EdgecvError(f"{run_dir} is not empty and is not an edgecv run directory; pick another --out")
+        return False
+    try:
+        cfg = json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        raise EdgecvError(f"{config} cannot be read: {exc}") from None
+    asked = {"model": opts.model, "data": opts.data, **({"epochs": opts.epochs} if opts.epochs else {})}
+    differ = {k: (cfg.get(k), v) for k, v in asked.items() if cfg.get(k) != v}
+    if differ and not opts.force:
+        what = ", ".join(f"{k} {have} (asked: {want})" for k, (have, want) in differ.items())
+        raise EdgecvError(f"{run_dir} holds a different run: {what}; pass --force to replace it or another --out")
+    return not differ
+
+
+def run_pipeline(opts: PipelineOptions, reporter: Any = None,
+                 on_stage: Callable[[int, str, str], None] | None = None) -> PipelineResult:
+    """Run the stale stages in order. ``on_stage(index, name, message)`` hears each stage start and end;
+    ``reporter`` is the training progress reporter."""
+    on_stage = on_stage or (lambda _i, _n, _m: None)
+    if opts.seconds <= 0:
+        raise EdgecvError(f"--seconds must be positive, got {opts.seconds}")
+    run_dir = opts.run_dir()
+    same_run = _check_run(run_dir, opts)
+    result = PipelineResult(run_dir)
+    stale = opts.force or not same_run
+    for i, name in enumerate(STAGES, 1):
+        if not stale and is_current(run_dir, name):
+            result.stages.append(StageResult(name, False, 0.0, "current, skipped"))
+            on_stage(i, name, "current, skipped")
+            continue
+        stale = True  # every later stage reads what this one writes
+        on_stage(i, name, "running")
+        start = time.perf_counter()
+        summary = _RUNNERS[name](run_dir, opts, reporter, result, same_run and not opts.force)
+        seconds = time.perf_counter() - start
+        result.stages.append(StageResult(name, True, seconds, summary))
+        on_stage(i, name, f"{summary} ({seconds:.1f} s)")
+    if result.bench is None:
+        from edgecv.bench import BenchReport
+
+        result.bench = BenchReport.from_dict(json.loads((run_dir / "bench.json").read_text()))
+    result.report = run_dir / "report.html"
+    return result
+
+
+def _train(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
+    from edgecv.train import TrainConfig, resume, train
+
+    if same_run and (run_dir / "checkpoints" / "last.pt").is_file():  # an unfinished or current run: go on
+        done = resume(run_dir, reporter)
+    else:
+        given = {"data_root": opts.data_root} if opts.data_root else {}
+        cfg = TrainConfig(data=opts.data, model=opts.model, epochs=opts.epochs, out=str(run_dir),
+                          download=opts.download, **given)
+        done = train(cfg, reporter, overwrite=True)
+    m = done.metrics
+    return f"{done.epochs_run} epochs, best epoch {done.best_epoch}, test accuracy {m['accuracy']:.2%}"
+
+
+def _export(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
+    from edgecv.exporters import default_path, export_onnx, export_torchscript, load_source, record
+
+    src = load_source(run_dir)
+    worst = 0.0
+    for fmt, export in (("onnx", export_onnx), ("torchscript", export_torchscript)):
+        report = export(src, default_path(src, fmt, False))
+        record(run_dir, report)
+        worst = max(worst, report.max_abs_diff)
+    return f"model.onnx, model.pt (largest logit difference against torch {worst:.1e})"
+
+
+def _quantize(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
+    from edgecv.quantize import QuantizeOptions, quantize
+
+    report = quantize(run_dir / "model.onnx", QuantizeOptions(data_root=opts.data_root))
+    parts = [f"{r.method} {r.test_accuracy:.2%}" for r in report.results]
+    return "test accuracy " + ", ".join(parts)
+
+
+def _bench(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
+    from edgecv.bench import BenchOptions, bench
+    from edgecv.fsutil import write_json
+    from edgecv.runtimes import RuntimeOptions
+
+    report = bench([run_dir], RuntimeOptions(provider=opts.provider), BenchOptions(seconds=opts.seconds),
+                   data_root=opts.data_root)
+    write_json(run_dir / "bench.json", report.to_dict())
+    result.bench = report
+    return f"{len(report.variants)} variants; recommended: {report.recommended}"
+
+
+def _report(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
+    from edgecv.report import build_report
+
+    built = build_report(run_dir, data_root=opts.data_root)
+    return f"{built.html} and {built.markdown.name}, {built.figures} figures"
+
+
+_RUNNERS: dict[str, Callable[..., str]] = {"train": _train, "export": _export, "quantize": _quantize,
+                                           "bench": _bench, "report": _report}

@@ -1,0 +1,349 @@
+"""`edgecv report RUN_DIR`: one self-contained page with everything a run measured.
+
+It reads the run's files (config, history, metrics, export.json, bench.json), scores every benchmarked
+variant on the test split once more to get its predictions (kept as eval/<file>.json), and draws the
+figures: training curves, accuracy against latency, per-class changes, confusion matrices, calibration,
+sample predictions, Grad-CAM and feature maps. Writes report.html, report.md and plots/*.png.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv.errors import EdgecvError
+from edgecv.fsutil import atomic_path, write_json, write_text
+from edgecv.report.page import Figure, Section, Table, to_html, to_markdown
+
+REQUIRED = {"config.json": "edgecv train", "history.csv": "edgecv train", "metrics.json": "edgecv train",
+            "bench.json": "edgecv bench RUN_DIR"}
+SECTIONS = ("summary", "training", "variants", "per-class", "confusion", "calibration", "samples",
+            "explanations", "environment")
+
+
+@dataclass
+class BuiltReport:
+    html: Path
+    markdown: Path
+    figures: int
+    sections: list[str]
+
+
+@dataclass
+class Scored:
+    """One benchmarked variant scored on the test split."""
+
+    name: str
+    file: Path
+    bench: dict[str, Any]
+    metrics: dict[str, Any]
+    probs: np.ndarray
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+
+def build_report(run_dir: Path | str, data_root: str | None = None, samples: int = 24, explain: int = 6,
+                 progress: Callable[[str], None] | None = None) -> BuiltReport:
+    """Write RUN_DIR/report.html, report.md and plots/*.png."""
+    run_dir = Path(run_dir)
+    progress = progress or (lambda _m: None)
+    missing = [f"{name} (made by {cmd})" for name, cmd in REQUIRED.items() if not (run_dir / name).is_file()]
+    if not run_dir.is_dir():
+        raise EdgecvError(f"{run_dir}: no such run directory")
+    if missing:
+        raise EdgecvError(f"{run_dir} has no {', '.join(missing)}; run edgecv pipeline to make them all")
+    run = _read_run(run_dir)
+    progress("scoring every variant on the test split")
+    scored, split = _score_variants(run_dir, run["bench"], data_root)
+    labels = list(run["spec"].labels)
+    progress("drawing figures")
+    sections = [
+        _summary(run, scored),
+        _training(run),
+        _variants(run, scored),
+        _per_class(labels, scored, run["bench"]["reference"]),
+        _confusion(labels, scored, run["bench"]["reference"]),
+        _calibration(scored, run["bench"]["reference"], split.y),
+        _samples(labels, scored, split, run["bench"]["reference"], samples),
+        _explanations(run_dir, labels, split, explain),
+        _environment(run["bench"]),
+    ]
+    return _write(run_dir, run, sections)
+
+
+def _read_run(run_dir: Path) -> dict[str, Any]:
+    from edgecv.spec import ModelSpec
+    from edgecv.train.history import read_history
+
+    try:
+        run = {name.split(".")[0]: json.loads((run_dir / name).read_text())
+               for name in ("config.json", "metrics.json", "bench.json")}
+        run["history"] = read_history(run_dir / "history.csv")
+        run["spec"] = ModelSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+        export = run_dir / "export.json"
+        run["export"] = json.loads(export.read_text()).get("exports", {}) if export.is_file() else {}
+    except (OSError, ValueError, KeyError) as exc:
+        raise EdgecvError(f"{run_dir} holds an unreadable run file: {exc}") from None
+    if not run["bench"].get("variants"):
+        raise EdgecvError(f"{run_dir}/bench.json lists no variants; run edgecv bench {run_dir}")
+    return run
+
+
+def _variant_file(run_dir: Path, recorded: str) -> Path:
+    from edgecv.bench import VARIANT_FILES
+
+    name = Path(recorded).name
+    for rel in VARIANT_FILES:
+        if Path(rel).name == name and (run_dir / rel).is_file():
+            return run_dir / rel
+    if Path(recorded).is_file():
+        return Path(recorded)
+    raise EdgecvError(f"bench.json lists {recorded}, which is no longer in {run_dir}; run edgecv bench again")
+
+
+def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None):
+    from edgecv.evaluate import load_split, score
+    from edgecv.preprocess import to_model_input
+    from edgecv.runtimes import load_model
+
+    scored, split = [], None
+    for v in bench["variants"]:
+        path = _variant_file(run_dir, v["file"])
+        loaded = load_model(path)
+        if split is None:
+            split = load_split(path, loaded.spec, True, None, data_root)
+        metrics, probs = score(loaded, replace(split, x=to_model_input(split.raw, loaded.spec)))
+        scored.append(Scored(v["name"], path, v, metrics, probs))
+        write_json(run_dir / "eval" / f"{path.name}.json",
+                   {"model": str(path), "variant": v["name"], "data": split.name, "split": "test",
+                    "metrics": metrics, "predicted": probs.argmax(1).tolist(),
+                    "confidence": probs.max(1).round(6).tolist()})
+    return scored, split
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{100 * x:.2f}%"
+
+
+def _by_name(scored: list[Scored], name: str) -> Scored:
+    return next((s for s in scored if s.name == name), scored[0])
+
+
+def _int8(scored: list[Scored], reference: str) -> Scored:
+    """The static int8 variant, or failing that any other than the reference."""
+    return next((s for s in scored if s.name.endswith("int8")), next((s for s in scored if s.name != reference),
+                                                                     scored[0]))
+
+
+def _summary(run: dict[str, Any], scored: list[Scored]) -> Section:
+    cfg, spec, bench, metrics = run["config"], run["spec"], run["bench"], run["metrics"]
+    onnx = run["export"].get("model.onnx", {})
+    c, h, w = spec.input_shape
+    rows = [
+        ["data set", f"{cfg['data']}: {c}x{h}x{w} images, {spec.num_classes} classes ({', '.join(spec.labels[:12])}"
+                     f"{', ...' if spec.num_classes > 12 else ''}), {scored[0].metrics['num_samples']} test images"],
+        ["model", f"{cfg['model']}, {cfg['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']:g} {cfg['schedule']}"],
+        ["parameters", f"{onnx['params']:,}" if "params" in onnx else "n/a (not exported)"],
+        ["MACs per image", f"{onnx['macs']:,}" if "macs" in onnx else "n/a (not exported)"],
+        ["best epoch", f"{metrics.get('epoch', 'n/a')} (lowest validation loss)"],
+        ["test accuracy (torch)", _pct(metrics["accuracy"])],
+        ["recommended variant", bench.get("recommended") or "none"],
+    ]
+    return Section("summary", "Summary", [Table(["", ""], rows), f"Why: {bench.get('recommendation', '')}"])
+
+
+def _training(run: dict[str, Any]) -> Section:
+    from edgecv.report import figures
+
+    history = run["history"]
+    best = min(history, key=lambda r: r["val_loss"])
+    fig = figures.training_curves(history, f"{run['config']['model']} on {run['config']['data']}: train against "
+                                           "validation per epoch")
+    text = (f"{len(history)} epochs; the lowest validation loss ({best['val_loss']:.4f}) came at epoch "
+            f"{int(best['epoch'])}, with validation accuracy {_pct(best['val_acc'])}. Training metrics are taken "
+            "on the augmented training batches as they were trained.")
+    return Section("training", "Training", [text, Figure("training", figures.png(fig), "Loss, accuracy, macro "
+                                                         "precision and macro recall per epoch.")])
+
+
+def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
+    from edgecv.report import figures
+
+    bench = run["bench"]
+    variants = sorted(bench["variants"], key=lambda v: v["latency_ms"]["p50"])
+    sizes = sorted({int(b) for v in variants for b in v["throughput"]})
+    rows, classes = [], []
+    for v in variants:
+        m = v["metrics"]
+        rows.append([v["name"] + (" *" if v["pareto"] else ""), f"{v['size_bytes'] / 1024:,.1f} KB",
+                     f"{v['latency_ms']['p50']:.3f}", f"{v['latency_ms']['p90']:.3f}", f"{v['latency_ms']['p99']:.3f}",
+                     *(f"{v['throughput'].get(str(b), float('nan')):,.0f}" for b in sizes),
+                     _pct(m["accuracy"]), f"{m['macro_f1']:.4f}", f"{m['ece']:.4f}",
+                     _pct(m.get("agreement"))])
+        classes.append(["best" if v["name"] == bench.get("recommended") else ""] * len(rows[-1]))
+    headers = ["variant (* Pareto)", "size", "p50 ms", "p90 ms", "p99 ms", *(f"img/s b{b}" for b in sizes),
+               "accuracy", "macro F1", "ECE", f"agrees with {bench['reference']}"]
+    blocks: list[Any] = [
+        f"Batch-1 latency and throughput on {bench['env'].get('provider_requested', 'cpu')} "
+        f"({bench['env'].get('cpu_features', '')}); metrics on the same test images. The recommended variant is "
+        "in bold.",
+        Table(headers, rows, classes),
+        Figure("accuracy_latency", figures.png(figures.accuracy_latency(variants)),
+               "Test accuracy against p50 latency; blue points are on the Pareto front."),
+        Figure("size_latency", figures.png(figures.size_latency(variants)), "File size against p50 latency."),
+    ]
+    blocks += [f"Note: {n}" for n in bench.get("notes", [])]
+    return Section("variants", "Variants", blocks)
+
+
+def _per_class(labels: list[str], scored: list[Scored], reference: str) -> Section:
+    from edgecv.report import figures
+
+    ref = _by_name(scored, reference)
+    others = [s for s in scored if s is not ref]
+    ref_f1 = [c["f1"] for c in ref.metrics["per_class"]]
+    rows, classes = [], []
+    for i, label in enumerate(labels):
+        row, css = [label], [""]
+        for s in [ref, *others]:
+            c = s.metrics["per_class"][i]
+            row.append(f"{c['precision']:.3f} / {c['recall']:.3f} / {c['f1']:.3f}")
+            delta = c["f1"] - ref_f1[i]
+            css.append("" if s is ref or abs(delta) < 1e-9 else ("up" if delta > 0 else "down"))
+        rows.append(row)
+        classes.append(css)
+    change = np.array([[100 * (s.metrics["per_class"][i]["f1"] - ref_f1[i]) for s in others]
+                       for i in range(len(labels))]) if others else np.zeros((len(labels), 1))
+    fig = figures.f1_change(labels, [s.name for s in others] or [ref.name], change)
+    changed = int((np.abs(change) > 1e-9).sum())
+    return Section("per-class", "Per class", [
+        f"Precision / recall / F1 per class on the test split. Cells are green where a variant's F1 is above "
+        f"{ref.name}'s and red where it is below; {changed} class-variant pairs differ.",
+        Table(["class", *(s.name for s in [ref, *others])], rows, classes),
+        Figure("f1_change", figures.png(fig), f"F1 change against {ref.name} per class, in percentage points."),
+    ])
+
+
+def _confusion(labels: list[str], scored: list[Scored], reference: str) -> Section:
+    from edgecv.report import figures
+
+    ref, int8 = _by_name(scored, reference), _int8(scored, reference)
+    a, b = np.array(ref.metrics["confusion_matrix"]), np.array(int8.metrics["confusion_matrix"])
+    fig = figures.confusions(labels, [(ref.name, a), (int8.name, b)], f"{int8.name} minus {ref.name}")
+    pairs = []
+    for (i, j), _ in np.ndenumerate(a):
+        if i != j and (a[i, j] or b[i, j]):
+            pairs.append((int(a[i, j] + b[i, j]), labels[i], labels[j], int(a[i, j]), int(b[i, j])))
+    pairs.sort(key=lambda p: -p[0])
+    blocks: list[Any] = [Figure("confusion", figures.png(fig), f"Confusion matrices of {ref.name} and "
+                                f"{int8.name} on the test split, and their difference (rows: true class).")]
+    if pairs:
+        blocks += ["The most-confused pairs:",
+                   Table(["true class", "predicted as", ref.name, int8.name],
+                         [[t, p, str(x), str(y)] for _, t, p, x, y in pairs[:8]])]
+    else:
+        blocks.append(f"Neither {ref.name} nor {int8.name} confuses any pair of classes on the "
+                      f"{int(a.sum())} test images.")
+    return Section("confusion", "Confusion matrices", blocks)
+
+
+def _calibration(scored: list[Scored], reference: str, y: np.ndarray) -> Section:
+    from edgecv.report import figures
+
+    ref = _by_name(scored, reference)
+    curves = [(s.name, s.metrics["reliability"], s.metrics["ece"]) for s in scored]
+    rows = [[s.name, f"{s.metrics['ece']:.4f}", _pct(s.metrics["accuracy"]), _pct(s.metrics["confidence_right"]),
+             _pct(s.metrics["confidence_wrong"])] for s in scored]
+    right = ref.predicted == y
+    return Section("calibration", "Calibration", [
+        "Expected calibration error (15 bins) and mean top-1 probability on right and on wrong answers.",
+        Table(["variant", "ECE", "accuracy", "confidence when right", "confidence when wrong"], rows),
+        Figure("reliability", figures.png(figures.reliability(curves)),
+               "Reliability diagram: accuracy against confidence per bin; the dashed line is perfect calibration."),
+        Figure("confidence", figures.png(figures.confidence_histogram(ref.name, ref.probs.max(1), right)),
+               f"{ref.name}: how confident it is on right and wrong answers."),
+    ])
+
+
+def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str, count: int) -> Section:
+    from edgecv.report import figures
+
+    ref = _by_name(scored, reference)
+    y = split.y
+    pick = np.sort(np.random.default_rng(0).choice(len(y), size=min(count, len(y)), replace=False))
+    pred = ref.predicted
+    caps = [f"true {labels[y[i]]}\npred {labels[pred[i]]} {ref.probs[i].max():.0%}" for i in pick]
+    grid = figures.image_grid(split.raw[pick], caps, [bool(pred[i] == y[i]) for i in pick],
+                              f"{len(pick)} random test images, predicted by {ref.name} (green right, red wrong)")
+    mistakes = [(float(s.probs[i].max()), s.name, i) for s in scored for i in np.flatnonzero(s.predicted != y)]
+    mistakes.sort(key=lambda m: -m[0])
+    blocks: list[Any] = [Figure("samples", figures.png(grid), "Random test images with true and predicted labels.")]
+    if mistakes:
+        top = mistakes[:16]
+        owner = {s.name: s for s in scored}
+        caps = [f"{name}\ntrue {labels[y[i]]}\npred {labels[owner[name].predicted[i]]} {conf:.0%}"
+                for conf, name, i in top]
+        gallery = figures.image_grid(split.raw[[i for _, _, i in top]], caps, [False] * len(top),
+                                     "The most confident mistakes, over every variant")
+        blocks += [f"{len(mistakes)} wrong answers over {len(scored)} variants; the most confident ones:",
+                   Figure("mistakes", figures.png(gallery), "The most confident mistakes and the variant that made "
+                                                            "each.")]
+    else:
+        order = np.argsort(ref.probs.max(1))[:16]
+        caps = [f"true {labels[y[i]]}\npred {labels[pred[i]]} {ref.probs[i].max():.0%}" for i in order]
+        gallery = figures.image_grid(split.raw[order], caps, [True] * len(order),
+                                     f"No variant makes a mistake: {ref.name}'s least confident answers instead")
+        blocks += [f"No variant gets any of the {len(y)} test images wrong, so there are no mistakes to show; "
+                   f"these are {ref.name}'s least confident answers.",
+                   Figure("mistakes", figures.png(gallery), "The least confident (right) answers.")]
+    return Section("samples", "Samples", blocks)
+
+
+def _explanations(run_dir: Path, labels: list[str], split: Any, count: int) -> Section:
+    from edgecv import explain
+    from edgecv.errors import ModelError
+    from edgecv.report import figures
+
+    model, spec, _ = explain.load_explainable(run_dir)
+    pick = np.sort(np.random.default_rng(1).choice(len(split.y), size=min(count, len(split.y)), replace=False))
+    try:
+        cams = explain.grad_cam(model, spec, split.raw[pick])
+    except ModelError as exc:
+        return Section("explanations", "Explanations", [f"No Grad-CAM or feature maps: {exc}."])
+    blocks: list[Any] = [
+        f"Grad-CAM at {cams.layer} (the last convolution) for the predicted class, from the trained torch model.",
+        Figure("gradcam", figures.png(explain.overlay_figure(cams, labels, split.y[pick])),
+               "Test images (top) and their Grad-CAM overlays (bottom)."),
+    ]
+    maps = explain.activations(model, spec, split.raw[pick[:1]])
+    names = list(maps)
+    for name in dict.fromkeys([names[0], names[len(names) // 2], names[-1]]):
+        blocks.append(Figure(f"maps_{name.replace('.', '_')}",
+                             figures.png(explain.activation_figure(name, maps[name], split.raw[pick[0]])),
+                             f"Feature maps of {name} for the first image above."))
+    return Section("explanations", "Explanations", blocks)
+
+
+def _environment(bench: dict[str, Any]) -> Section:
+    rows = [[k, ", ".join(map(str, v)) if isinstance(v, list) else str(v)] for k, v in bench["env"].items()]
+    return Section("environment", "Environment", ["Where the benchmark ran:", Table(["", ""], rows)])
+
+
+def _write(run_dir: Path, run: dict[str, Any], sections: list[Section]) -> BuiltReport:
+    cfg = run["config"]
+    title = f"edgecv report: {cfg['model']} on {cfg['data']}"
+    subtitle = f"Run directory {run_dir}. Every number below was measured on this run's files."
+    figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
+    for fig in figures:
+        with atomic_path(run_dir / "plots" / f"{fig.name}.png") as tmp:
+            tmp.write_bytes(fig.png)
+    write_text(run_dir / "report.md", to_markdown(title, subtitle, sections))
+    write_text(run_dir / "report.html", to_html(title, subtitle, sections))
+    return BuiltReport(run_dir / "report.html", run_dir / "report.md", len(figures), [s.id for s in sections])
