@@ -104,12 +104,17 @@ def bench_resnet20(tmp: Path, run: Path | None, seconds: float) -> None:
         acc[result.method] = result.test_accuracy
     x = np.random.default_rng(0).standard_normal((1, 1, 32, 32)).astype(np.float32)
     lat = p50_ms({k: session(p) for k, p in paths.items()}, x, seconds)
-    print("\nResNet-20 on digits (trained), batch 1")
-    print("| variant | p50 ms | speed-up vs fp32 | test accuracy |")
-    print("|---|---:|---:|---:|")
-    for k in paths:
-        print(f"| {k} | {lat[k]:.3f} | {lat['fp32'] / lat[k]:.2f}x | {acc[k]:.2%} |")
+    print_table("ResNet-20 on digits (trained), batch 1", lat, acc)
     print(f"torch eager, batch 8: float16 takes {torch_fp16_ratio(run):.1f}x as long as float32 on this CPU")
+
+
+def print_table(title: str, lat: dict[str, float], acc: dict[str, float] | None = None) -> None:
+    """A Markdown table of p50 latency and speed-up against fp32 per variant, with test accuracy if known."""
+    print(f"\n{title}")
+    print("| variant | p50 ms | speed-up vs fp32 |" + (" test accuracy |" if acc else ""))
+    print("|---|---:|---:|" + ("---:|" if acc else ""))
+    for k in lat:
+        print(f"| {k} | {lat[k]:.3f} | {lat['fp32'] / lat[k]:.2f}x |" + (f" {acc[k]:.2%} |" if acc else ""))
 
 
 def torch_fp16_ratio(run: Path, batch: int = 8, reps: int = 5) -> float:
@@ -148,11 +153,7 @@ def bench_resnet18(tmp: Path, seconds: float) -> None:
         paths[label] = out
     x = calib[:1]
     lat = p50_ms({k: session(p) for k, p in paths.items()}, x, seconds)
-    print("\nResNet-18 (CIFAR stem, 3x32x32, random weights), batch 1")
-    print("| variant | p50 ms | speed-up vs fp32 |")
-    print("|---|---:|---:|")
-    for k in paths:
-        print(f"| {k} | {lat[k]:.3f} | {lat['fp32'] / lat[k]:.2f}x |")
+    print_table("ResNet-18 (CIFAR stem, 3x32x32, random weights), batch 1", lat)
 
 
 def main() -> None:

@@ -35,10 +35,10 @@ class PipelineOptions:
     download: bool = False
 
     def run_dir(self) -> Path:
-        if self.out is not None:
-            return Path(self.out)
-        data = Path(self.data.partition(":")[2]).name if self.data.startswith("folder:") else self.data
-        return Path("runs") / f"{self.model}-{data}"
+        """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
+        from edgecv.train.loop import run_name
+
+        return Path(self.out) if self.out is not None else Path("runs") / run_name(self.model, self.data)
 
 
 @dataclass

@@ -186,12 +186,13 @@ class _Bound:
         self.binding = session.io_binding()
         self.binding.bind_ortvalue_input(session.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.x))
         self.binding.bind_ortvalue_output(session.get_outputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.y))
-        if table is not None and self.spec.layout == "NCHW":  # a lookup per channel, straight into the input
+        self.lookups = None  # NCHW float inputs: a lookup per channel, straight into the input
+        if table is not None and self.spec.layout == "NCHW":
             self.lookups = [(row.take, plane) for row, plane in zip(table, self.x[0], strict=True)]
 
     def fill(self, pixels: np.ndarray) -> None:
         """Write uint8 (C, H, W) pixels into the bound input, normalised as the spec says."""
-        if hasattr(self, "lookups"):
+        if self.lookups is not None:
             for (take, plane), channel in zip(self.lookups, pixels, strict=True):
                 take(channel, out=plane)
         else:

@@ -49,6 +49,29 @@ def run_guarded(fn: Callable[[], T], interrupt_hint: Callable[[], str] | None = 
         sys.exit(130)
 
 
+class StatusLine:
+    """A spinner line on stderr that work updates with its progress; silent when stderr is not a terminal."""
+
+    def __init__(self, text: str) -> None:
+        self._live = err.status(escape(text)) if err.is_terminal else None
+
+    def __enter__(self) -> StatusLine:
+        if self._live is not None:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def update(self, message: str) -> None:
+        if self._live is not None:
+            self._live.update(escape(message))
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+
 def fmt_count(n: int) -> str:
     """1234567 -> '1.23M'."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):

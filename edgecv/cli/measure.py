@@ -3,14 +3,13 @@ the same inputs."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import err, fmt_bytes, out, run_guarded
+from edgecv.cli.common import StatusLine, err, fmt_bytes, out, run_guarded
 from edgecv.errors import EdgecvError
 from edgecv.fsutil import write_json
 
@@ -181,10 +180,9 @@ def bench_cmd(
         opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds,
                             max_accuracy_drop=max_drop)
         options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache)
-        status = err.status("benchmarking") if err.is_terminal else nullcontext()
-        with status as live:
+        with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
-                           progress=(lambda msg: live.update(escape(msg))) if live is not None else None)
+                           progress=status.update)
         print_bench(report)
         target = json_file or (models[0] / "bench.json" if len(models) == 1 and models[0].is_dir() else None)
         if target is not None:

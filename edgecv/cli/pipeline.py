@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
-from edgecv.cli.common import err, out, run_guarded
+from edgecv.cli.common import StatusLine, out, run_guarded
 from edgecv.cli.train import RichReporter
 from edgecv.errors import EdgecvError
 
@@ -44,15 +43,13 @@ def pipeline_cmd(
             raise EdgecvError(f"--epochs must be at least 1, got {epochs}")
         opts = PipelineOptions(data=data, model=model, epochs=epochs, provider=provider, out=out_dir, force=force,
                                seconds=seconds, data_root=str(data_root) if data_root else None, download=download)
-        status = err.status("") if err.is_terminal else nullcontext()
-        with status as live:
+        with StatusLine("") as status:
             def on_stage(i: int, name: str, message: str) -> None:
                 line = f"[{i}/{len(STAGES)}] {name:<8} {message}"
                 if message == "running":
-                    if live is not None:
-                        live.update(escape(line))
-                    return
-                out.print(escape(line), soft_wrap=True)
+                    status.update(line)
+                else:
+                    out.print(escape(line), soft_wrap=True)
 
             result = run_pipeline(opts, reporter, on_stage)
         print_bench(result.bench)
@@ -94,10 +91,9 @@ def report_cmd(
 
         if samples < 1:
             raise EdgecvError(f"--samples must be at least 1, got {samples}")
-        status = err.status("writing the report") if err.is_terminal else nullcontext()
-        with status as live:
+        with StatusLine("writing the report") as status:
             built = build_report(run_dir, data_root=str(data_root) if data_root else None, samples=samples,
-                                 progress=(lambda m: live.update(escape(m))) if live is not None else None)
+                                 progress=status.update)
         out.print(f"[green]wrote[/] {escape(str(built.html))} and {escape(built.markdown.name)} "
                   f"({built.figures} figures in {escape(str(built.html.parent / 'plots'))})", soft_wrap=True)
 
@@ -121,7 +117,6 @@ def explain_cmd(
         import numpy as np
 
         from edgecv import explain
-        from edgecv.fsutil import atomic_path
         from edgecv.imageio import open_image, to_pixels
         from edgecv.report.figures import png
 
@@ -146,10 +141,10 @@ def explain_cmd(
                                     cams.confidence[i:i + 1], cams.layer)
             written.append(_save(folder / f"gradcam_{i:02d}.png",
                                  png(explain.overlay_figure(one, spec.labels, None if truth is None else truth[i:i + 1],
-                                                            title=f"Grad-CAM at {cams.layer}")), atomic_path))
+                                                            title=f"Grad-CAM at {cams.layer}"))))
         for name, maps in explain.activations(model, spec, pixels[:1]).items():
             written.append(_save(folder / f"activations_{name.replace('.', '_')}.png",
-                                 png(explain.activation_figure(name, maps, pixels[0])), atomic_path))
+                                 png(explain.activation_figure(name, maps, pixels[0]))))
         out.print(f"[green]wrote[/] {len(written)} PNG files to {escape(str(folder))}: Grad-CAM at {cams.layer} "
                   f"for {len(pixels)} images, activations of {len(written) - len(pixels)} layers", soft_wrap=True)
 
@@ -167,10 +162,11 @@ def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
     return test.x[pick], test.y[pick]
 
 
-def _save(path: Path, data: bytes, atomic_path) -> Path:
+def _save(path: Path, data: bytes) -> Path:
+    from edgecv.fsutil import write_bytes
+
     try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
+        write_bytes(path, data)
     except OSError as exc:
         raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import err, fmt_bytes, out, run_guarded
+from edgecv.cli.common import StatusLine, err, fmt_bytes, out, run_guarded
 from edgecv.errors import EdgecvError
 
 
@@ -115,18 +114,12 @@ def quantize_cmd(
         )
         options.validate()
         path = resolve_model(model)
-        status = err.status("quantising") if err.is_terminal else nullcontext()
-        with status as live:
-            def progress(message: str) -> None:
-                if live is not None:
-                    live.update(escape(message))
-
+        with StatusLine("quantising") as status:
             try:
-                report = quantize(path, options, progress)
+                report = quantize(path, options, status.update)
             except QuantizeError as exc:
                 report = exc.report
-                if live is not None:
-                    live.stop()
+                status.stop()
                 _show(report, json_out)
                 raise
         _show(report, json_out)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecv.errors import EdgecvError
-from edgecv.fsutil import atomic_path, write_json, write_text
+from edgecv.fsutil import write_bytes, write_json, write_text
 from edgecv.report.page import Figure, Section, Table, to_html, to_markdown
 
 REQUIRED = {"config.json": "edgecv train", "history.csv": "edgecv train", "metrics.json": "edgecv train",
@@ -342,8 +342,7 @@ def _write(run_dir: Path, run: dict[str, Any], sections: list[Section]) -> Built
     subtitle = f"Run directory {run_dir}. Every number below was measured on this run's files."
     figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
     for fig in figures:
-        with atomic_path(run_dir / "plots" / f"{fig.name}.png") as tmp:
-            tmp.write_bytes(fig.png)
+        write_bytes(run_dir / "plots" / f"{fig.name}.png", fig.png)
     write_text(run_dir / "report.md", to_markdown(title, subtitle, sections))
     write_text(run_dir / "report.html", to_html(title, subtitle, sections))
     return BuiltReport(run_dir / "report.html", run_dir / "report.md", len(figures), [s.id for s in sections])

@@ -45,50 +45,42 @@ def training_curves(history: list[dict[str, float]], title: str):
 
 def accuracy_latency(variants: list[dict[str, Any]]):
     """Test accuracy against batch-1 p50 latency per variant, with the Pareto front drawn through."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    for k, v in enumerate(sorted(variants, key=lambda v: v["latency_ms"]["p50"])):
-        x, y = v["latency_ms"]["p50"], 100 * v["metrics"]["accuracy"]
-        ax.scatter(x, y, s=60, color="#0969da" if v["pareto"] else "#8c959f", zorder=3)
-        _label(ax, v["name"], x, y, k)
+    fig, ax = _against_latency(variants, lambda v: 100 * v["metrics"]["accuracy"],
+                               lambda v: "#0969da" if v["pareto"] else "#8c959f", (7.5, 4.6))
     front = sorted((v for v in variants if v["pareto"]), key=lambda v: v["latency_ms"]["p50"])
     if front:
         ax.step([v["latency_ms"]["p50"] for v in front], [100 * v["metrics"]["accuracy"] for v in front],
                 where="post", color="#0969da", alpha=0.6, label="Pareto front")
         ax.legend(fontsize=8)
-    _log_ms(ax)
-    ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy against latency: what each millisecond buys")
-    ax.grid(alpha=0.3, which="both")
     return fig
 
 
 def size_latency(variants: list[dict[str, Any]]):
     """File size against batch-1 p50 latency per variant."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for k, v in enumerate(sorted(variants, key=lambda v: v["latency_ms"]["p50"])):
-        x, y = v["latency_ms"]["p50"], v["size_bytes"] / 1024
-        ax.scatter(x, y, s=60, color="#8250df", zorder=3)
-        _label(ax, v["name"], x, y, k)
-    _log_ms(ax)
-    ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
+    fig, ax = _against_latency(variants, lambda v: v["size_bytes"] / 1024, lambda v: "#8250df", (7.5, 4.2))
     ax.set_ylabel("file size (KB)")
     ax.set_title("Size against latency")
-    ax.grid(alpha=0.3, which="both")
     return fig
 
 
-def _label(ax, text: str, x: float, y: float, k: int) -> None:
-    """A point's name, alternately above and below so that neighbours do not overlap."""
-    ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 7 if k % 2 == 0 else -13), fontsize=8)
-
-
-def _log_ms(ax) -> None:
+def _against_latency(variants: list[dict[str, Any]], y_of, color_of, size: tuple[float, float]):
+    """Each variant as a named point at its p50 latency (log scale) and ``y_of(variant)``."""
+    fig, ax = plt.subplots(figsize=size)
+    for k, v in enumerate(sorted(variants, key=lambda v: v["latency_ms"]["p50"])):
+        x, y = v["latency_ms"]["p50"], y_of(v)
+        ax.scatter(x, y, s=60, color=color_of(v), zorder=3)
+        # names alternately above and below, so that neighbours do not overlap
+        ax.annotate(v["name"], (x, y), textcoords="offset points", xytext=(5, 7 if k % 2 == 0 else -13), fontsize=8)
     ax.set_xscale("log")
     ax.margins(x=0.12)
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
+    ax.grid(alpha=0.3, which="both")
+    return fig, ax
 
 
 def f1_change(labels: list[str], names: list[str], change: np.ndarray):

@@ -283,10 +283,14 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
     return TrainResult(run_dir, metrics, best["epoch"], state.epoch, state.stopped_early, state.history)
 
 
+def run_name(model: str, data: str) -> str:
+    """<model>-<data>, with a folder data set named by its last path part."""
+    return f"{model}-{Path(data.partition(':')[2]).name if data.startswith('folder:') else data}"
+
+
 def default_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
     """runs/<model>-<data>, numbered -2, -3, ... when taken."""
-    data = Path(cfg.data.partition(":")[2]).name if cfg.data.startswith("folder:") else cfg.data
-    base = root / f"{cfg.model}-{data}"
+    base = root / run_name(cfg.model, cfg.data)
     candidate, n = base, 1
     while candidate.exists():
         n += 1
