@@ -23,6 +23,7 @@ from edgecv.bench import BenchOptions, measure
 from edgecv.cpu import host_cpu
 from edgecv.models import MODELS, create_model
 from edgecv.quantize import methods as m
+from edgecv.stats import speed_ratio
 from edgecv.runtimes import RuntimeOptions, load_model
 from edgecv.runtimes.torch_rt import wrap_module
 from edgecv.spec import ModelSpec
@@ -64,7 +65,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"{host_cpu().describe()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"onnxruntime {ort.__version__}, int8 flavour {m.default_flavour(host_cpu()).reason}")
-    print("| model | torch eager p50 (b1) | ORT fp32 p50 (b1) | ORT vs torch | ORT fp32 img/s (b64) | "
+    print("| model | torch eager p50 (b1) | ORT fp32 p50 (b1) | ORT vs torch (95% interval) | ORT fp32 img/s (b64) | "
           "ORT int8 img/s (b64) | int8 vs fp32 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     opts = BenchOptions(batch_sizes=(64,), warmup=10, seconds=args.seconds)
@@ -72,9 +73,11 @@ def main() -> None:
         for name in args.models.split(","):
             eager, fp32, int8 = variants(name, Path(tmp), options)
             raw = np.random.default_rng(2).integers(0, 256, (64, *eager.spec.input_shape), dtype=np.uint8)
-            (lat_t, _), (lat_f, thr_f), (_, thr_i) = (measure(v, raw, opts) for v in (eager, fp32, int8))
-            print(f"| {name} | {lat_t['p50']:.3f} ms | {lat_f['p50']:.3f} ms | {lat_t['p50'] / lat_f['p50']:.2f}x | "
-                  f"{thr_f['64']:,.0f} | {thr_i['64']:,.0f} | {thr_i['64'] / thr_f['64']:.2f}x |", flush=True)
+            t, f, i = measure([eager, fp32, int8], raw, opts)  # interleaved rounds: drift hits all three alike
+            r = speed_ratio(f["round_p50_ms"], t["round_p50_ms"])
+            print(f"| {name} | {t['latency_ms']['p50']:.3f} ms | {f['latency_ms']['p50']:.3f} ms | {r.ratio:.2f}x "
+                  f"({r.low:.2f}-{r.high:.2f}) | {f['throughput']['64']:,.0f} | {i['throughput']['64']:,.0f} | "
+                  f"{i['throughput']['64'] / f['throughput']['64']:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

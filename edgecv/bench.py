@@ -1,14 +1,20 @@
-"""`edgecv bench`: latency, throughput, memory and the full metrics suite for every variant of a model, on
-the same inputs, with the provider that really ran named.
+"""`edgecv bench`: latency, throughput, memory, cold start and the full metrics suite for every variant of a
+model, on the same inputs, with the provider that really ran named, and no figure finer than its noise.
 
-Timing is honest: inputs are prepared (and moved to the device) outside the timed region, warm-up runs are
-excluded, every variant gets the same images, each call is timed with ``time.perf_counter_ns`` and waits for
-the device. Torch-free for ONNX files.
+- Latency: every variant is loaded first, then timed in interleaved rounds (each round times every variant
+  for an equal slice, in a shuffled order), so drift on the host hits all variants alike. Percentiles come
+  with a 95% bootstrap interval over rounds, and one variant is called faster than another only when the
+  whole 95% interval of their paired speed ratio is at or above ``min_speedup`` (see :mod:`edgecv.stats`).
+  The Pareto front and the recommendation use that rule.
+- Memory and cold start: each variant in a fresh process of its own (:mod:`edgecv.memprobe`).
+- Accuracy: a 95% Wilson interval, and against the reference variant McNemar's exact test on the same images.
+
+Inputs are prepared (and moved to the device) outside the timed region, warm-up calls are excluded, each call
+is timed with ``time.perf_counter_ns`` and waits for the device. Torch-free for ONNX files.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import platform
 import sys
@@ -19,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from edgecv import stats
 from edgecv.cpu import host_cpu
 from edgecv.errors import EdgecvError, ModelError
-from edgecv.evaluate import load_split, score
+from edgecv.evaluate import SplitData, load_split, score
 from edgecv.metrics import agreement
 from edgecv.modeldata import data_source
 from edgecv.preprocess import to_model_input
@@ -29,6 +36,7 @@ from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runti
 
 VARIANT_FILES = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
                  "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt")
+SCHEMA = 2  # bench.json: 2 adds intervals, rounds, isolated memory, cold start and the paired accuracy test
 
 
 @dataclass
@@ -36,18 +44,25 @@ class BenchOptions:
     """What to measure and for how long."""
 
     batch_sizes: tuple[int, ...] = (1, 8, 64)
-    warmup: int = 10  # untimed calls before each measurement
-    iters: int | None = None  # timed calls per measurement; None: as many as fit in ``seconds``
-    seconds: float = 1.0
+    warmup: int = 10  # untimed calls per variant before each batch size's rounds
+    iters: int | None = None  # timed calls per variant and batch size; None: as many as fit in ``seconds``
+    seconds: float = 1.0  # timed seconds per variant and batch size, split over the rounds
+    rounds: int = 10  # interleaved rounds; the intervals resample them
     max_accuracy_drop: float = 1.0  # percentage points of accuracy against fp32 for the recommendation
+    min_speedup: float = stats.MIN_SPEEDUP  # "faster" needs the 95% interval of the ratio at or above this
+    isolate: bool = True  # memory and cold start in a fresh process per variant
 
     def validate(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise EdgecvError("--batch-sizes takes positive whole numbers, e.g. 1,8,64")
         if self.warmup < 0 or (self.iters is not None and self.iters < 1) or self.seconds <= 0:
             raise EdgecvError("--warmup must be >= 0, --iters >= 1 and --seconds > 0")
+        if self.rounds < 2:
+            raise EdgecvError(f"--rounds must be at least 2 (intervals resample rounds), got {self.rounds}")
         if self.max_accuracy_drop < 0:
             raise EdgecvError("--max-accuracy-drop must be >= 0")
+        if self.min_speedup < 1:
+            raise EdgecvError(f"--min-speedup must be >= 1, got {self.min_speedup}")
 
 
 @dataclass
@@ -60,16 +75,21 @@ class VariantResult:
     provider: str
     file: str
     size_bytes: int
-    latency_ms: dict[str, float]
-    throughput: dict[str, float]
-    peak_rss_bytes: int | None
+    latency_ms: dict[str, float]  # batch 1: mean, p50, p90, p99 of every timed call
+    throughput: dict[str, float]  # images/s per batch size, from the median call
     metrics: dict[str, Any]
     pareto: bool = False
+    latency_ci_ms: dict[str, list[float]] = field(default_factory=dict)  # p50/p90/p99: 95% [low, high]
+    throughput_ci: dict[str, list[float]] = field(default_factory=dict)
+    round_p50_ms: list[float] = field(default_factory=list)  # batch 1: each round's median, for paired ratios
+    timed_calls: int = 0  # batch-1 calls behind the percentiles
+    memory: dict[str, Any] | None = None  # from the variant's own process (see edgecv.memprobe)
+    cold_start_ms: dict[str, float] | None = None  # load (session creation) and first_run (first inference)
 
 
 @dataclass
 class BenchReport:
-    """``{"env": ..., "variants": [...]}`` plus the recommendation."""
+    """``{"env": ..., "variants": [...]}`` plus the recommendation and where each number comes from."""
 
     env: dict[str, Any]
     variants: list[VariantResult] = field(default_factory=list)
@@ -77,15 +97,23 @@ class BenchReport:
     recommended: str | None = None
     recommendation: str = ""
     notes: list[str] = field(default_factory=list)
+    method: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchReport:
-        """A report read back from bench.json."""
-        fields = {k: v for k, v in data.items() if k != "variants"}
-        return cls(**fields, variants=[VariantResult(**v) for v in data.get("variants", [])])
+        """A report read back from bench.json (an older schema reads with the new fields empty)."""
+        known = set(VariantResult.__dataclass_fields__)
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "variants"}
+        fields.setdefault("schema", 1)
+        return cls(**fields, variants=[VariantResult(**{k: v for k, v in row.items() if k in known})
+                                       for row in data.get("variants", [])])
+
+    def row(self, name: str) -> VariantResult:
+        return next(v for v in self.variants if v.name == name)
 
 
 def variants_in(run_dir: Path) -> list[Path]:
@@ -96,39 +124,11 @@ def variants_in(run_dir: Path) -> list[Path]:
     return found
 
 
-def _reset_peak_rss() -> None:
-    """Linux lets a process reset its peak RSS (VmHWM) by writing 5 to clear_refs."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _peak_rss() -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import resource
-
-        scale = 1 if sys.platform == "darwin" else 1024
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
-    except (ImportError, OSError):
-        return None
-
-
-def _timed(loaded: Loaded, prepared: Any, warmup: int, iters: int | None, seconds: float) -> np.ndarray:
-    """Per-call wall times in ns, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        loaded.run_prepared(prepared)
+def _timed(loaded: Loaded, prepared: Any, iters: int | None, seconds: float, least: int = 3) -> np.ndarray:
+    """Wall times in ns of ``iters`` calls, or of as many as fit in ``seconds`` (at least ``least``)."""
     times = []
     deadline = time.perf_counter_ns() + int(seconds * 1e9)
-    while (len(times) < iters) if iters else (time.perf_counter_ns() < deadline or len(times) < 5):
+    while (len(times) < iters) if iters else (time.perf_counter_ns() < deadline or len(times) < least):
         t0 = time.perf_counter_ns()
         loaded.run_prepared(prepared)
         times.append(time.perf_counter_ns() - t0)
@@ -141,24 +141,66 @@ def _batch(images: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([images] * reps)[:n] if reps > 1 else images[:n]
 
 
-def measure(loaded: Loaded, raw: np.ndarray, opts: BenchOptions) -> tuple[dict[str, float], dict[str, float]]:
-    """Batch-1 latency percentiles (ms) and images/s per batch size, on inputs made from ``raw`` uint8
-    images and prepared before timing."""
-    latency: dict[str, float] = {}
-    throughput: dict[str, float] = {}
-    sizes = sorted(set(opts.batch_sizes) | {1})
-    for b in sizes:
-        if loaded.fixed_batch and b != loaded.fixed_batch:
-            continue
-        prepared = loaded.prepare(to_model_input(_batch(raw, b), loaded.spec))
-        times = _timed(loaded, prepared, opts.warmup, opts.iters, opts.seconds)
+@dataclass
+class _Subject:
+    """A loaded variant waiting to be timed, and what it was timed at."""
+
+    loaded: Loaded
+    raw: np.ndarray
+    rounds: dict[int, list[np.ndarray]] = field(default_factory=dict)  # batch size -> per-round call times (ns)
+    probe: dict[str, Any] | None = None  # memory and cold start from the variant's own process
+
+    def runs(self, b: int) -> bool:
+        return not self.loaded.fixed_batch or self.loaded.fixed_batch == b
+
+
+def time_interleaved(subjects: list[_Subject], opts: BenchOptions, progress=None) -> None:
+    """Time every subject at every batch size in ``opts.rounds`` interleaved rounds (shuffled order each
+    round), filling ``subject.rounds``."""
+    progress = progress or (lambda _msg: None)
+    rng = np.random.default_rng(0)
+    per_round_s = opts.seconds / opts.rounds
+    per_round_iters = -(-opts.iters // opts.rounds) if opts.iters else None
+    for b in sorted(set(opts.batch_sizes) | {1}):
+        group = [s for s in subjects if s.runs(b)]
+        prepared = {id(s): s.loaded.prepare(to_model_input(_batch(s.raw, b), s.loaded.spec)) for s in group}
+        for s in group:
+            for _ in range(opts.warmup):
+                s.loaded.run_prepared(prepared[id(s)])
+            s.rounds[b] = []
+        for r in range(opts.rounds):
+            progress(f"timing batch {b}: round {r + 1}/{opts.rounds}")
+            for k in rng.permutation(len(group)):
+                s = group[k]
+                s.rounds[b].append(_timed(s.loaded, prepared[id(s)], per_round_iters, per_round_s))
+        del prepared
+
+
+def summarise_timing(s: _Subject, batch_sizes: tuple[int, ...]) -> dict[str, Any]:
+    """Percentiles with intervals at batch 1, throughput per batch size, each round's median."""
+    out: dict[str, Any] = {"latency_ms": {}, "latency_ci_ms": {}, "throughput": {}, "throughput_ci": {},
+                           "round_p50_ms": [], "timed_calls": 0}
+    for b, rounds in sorted(s.rounds.items()):
+        ms = [r / 1e6 for r in rounds]
         if b == 1:
-            ms = times / 1e6
-            latency = {"mean": float(ms.mean()), "p50": float(np.percentile(ms, 50)),
-                       "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99))}
-        if b in opts.batch_sizes:
-            throughput[str(b)] = float(b / (np.median(times) / 1e9))
-    return latency, throughput
+            ci = stats.percentile_intervals(ms)
+            out["latency_ms"] = {"mean": float(np.concatenate(ms).mean()), **{k: v[0] for k, v in ci.items()}}
+            out["latency_ci_ms"] = {k: [v[1], v[2]] for k, v in ci.items()}
+            out["round_p50_ms"] = [float(np.median(r)) for r in ms]
+            out["timed_calls"] = int(sum(len(r) for r in ms))
+        if b in batch_sizes:
+            p50 = stats.percentile_intervals(ms, (50,))["p50"]
+            out["throughput"][str(b)] = b / (p50[0] / 1e3)
+            out["throughput_ci"][str(b)] = [b / (p50[2] / 1e3), b / (p50[1] / 1e3)]
+    return out
+
+
+def measure(models: list[Loaded], raw: np.ndarray, opts: BenchOptions) -> list[dict[str, Any]]:
+    """Time loaded models against each other in interleaved rounds on inputs made from the same ``raw`` uint8
+    images; one :func:`summarise_timing` dict per model (for scripts in benchmarks/)."""
+    subjects = [_Subject(m, raw) for m in models]
+    time_interleaved(subjects, opts)
+    return [summarise_timing(s, opts.batch_sizes) for s in subjects]
 
 
 def environment(options: RuntimeOptions) -> dict[str, Any]:
@@ -176,30 +218,97 @@ def environment(options: RuntimeOptions) -> dict[str, Any]:
     }
 
 
-def _pareto(rows: list[VariantResult]) -> None:
-    """Mark variants no other variant beats on both accuracy and p50 latency."""
+def speed(a: VariantResult, b: VariantResult) -> stats.SpeedRatio | None:
+    """How many times faster ``a`` is than ``b`` at batch 1, paired by round; None without batch-1 rounds."""
+    if not a.round_p50_ms or len(a.round_p50_ms) != len(b.round_p50_ms):
+        return None
+    return stats.speed_ratio(a.round_p50_ms, b.round_p50_ms)
+
+
+def faster(a: VariantResult, b: VariantResult, min_speedup: float = stats.MIN_SPEEDUP) -> bool:
+    """``a`` is faster than ``b`` beyond noise (the whole 95% interval of the speed ratio >= min_speedup)."""
+    ratio = speed(a, b)
+    return ratio is not None and ratio.faster(min_speedup)
+
+
+def _pareto(rows: list[VariantResult], min_speedup: float) -> None:
+    """Mark the variants no other beats: none is at least as accurate and faster beyond noise, and none is
+    more accurate without being slower beyond noise. Variants without batch-1 timing are left off."""
+    timed = [r for r in rows if r.round_p50_ms]
     for r in rows:
-        acc, lat = r.metrics["accuracy"], r.latency_ms.get("p50", float("inf"))
-        r.pareto = not any(
-            o is not r and o.metrics["accuracy"] >= acc and o.latency_ms.get("p50", float("inf")) <= lat
-            and (o.metrics["accuracy"] > acc or o.latency_ms.get("p50", float("inf")) < lat) for o in rows)
+        acc = r.metrics["accuracy"]
+        r.pareto = r in timed and not any(
+            o is not r and ((o.metrics["accuracy"] >= acc and faster(o, r, min_speedup))
+                            or (o.metrics["accuracy"] > acc and not faster(r, o, min_speedup)))
+            for o in timed)
 
 
-def _recommend(report: BenchReport, ref: VariantResult | None, drop_pp: float) -> None:
-    if ref is None or not report.variants:
-        return
+def _recommend(report: BenchReport, ref: VariantResult | None, opts: BenchOptions) -> None:
+    """The fastest variant within the accuracy budget that is faster than the reference beyond noise; the
+    reference itself when none is. Among variants equally fast within noise, the more accurate, then smaller."""
+    if ref is None or not ref.round_p50_ms:
+        return  # the reference has no batch-1 timing (a fixed batch size) to compare with
+    drop_pp, k = opts.max_accuracy_drop, opts.min_speedup
     floor = ref.metrics["accuracy"] - drop_pp / 100 - 1e-12
-    ok = [r for r in report.variants if r.metrics["accuracy"] >= floor and r.latency_ms]
+    ok = [r for r in report.variants if r is not ref and r.metrics["accuracy"] >= floor and faster(r, ref, k)]
     if not ok:
-        return  # no variant ran at batch 1 (all have another fixed batch size)
-    best = min(ok, key=lambda r: r.latency_ms["p50"])
+        report.recommended = ref.name
+        report.recommendation = (
+            f"keep {ref.name} ({Path(ref.file).name}): no variant within {drop_pp:g} pp of its accuracy is faster "
+            f"beyond noise (the 95% interval of the speed-up must reach {k:g}x)")
+        return
+    fastest = min(ok, key=lambda r: r.latency_ms["p50"])
+    tied = [r for r in ok if r is fastest or not faster(fastest, r, k)]
+    best = max(tied, key=lambda r: (r.metrics["accuracy"], -r.size_bytes))
+    ratio = speed(best, ref)
+    assert ratio is not None
+    why = ""
+    if len(tied) > 1:
+        others = ", ".join(r.name for r in tied if r is not best)
+        why = f"; as fast within noise as {others}, it is the more accurate or smaller"
     report.recommended = best.name
-    speed = (f" vs {ref.latency_ms['p50']:.3f} ms ({ref.latency_ms['p50'] / best.latency_ms['p50']:.2f}x)"
-             if ref.latency_ms else "")
     report.recommendation = (
-        f"{best.name} ({Path(best.file).name}) is the fastest variant within {drop_pp:g} pp of {ref.name}'s "
-        f"accuracy: p50 {best.latency_ms['p50']:.3f} ms{speed}, accuracy {best.metrics['accuracy']:.2%} vs "
-        f"{ref.metrics['accuracy']:.2%}")
+        f"{best.name} ({Path(best.file).name}) is faster than {ref.name} beyond noise and within {drop_pp:g} pp of "
+        f"its accuracy: {ratio.ratio:.2f}x (95% interval {ratio.low:.2f}-{ratio.high:.2f}x), p50 "
+        f"{best.latency_ms['p50']:.3f} ms vs {ref.latency_ms['p50']:.3f} ms, accuracy {best.metrics['accuracy']:.2%} "
+        f"vs {ref.metrics['accuracy']:.2%}{why}")
+
+
+def _load(path: Path, options: RuntimeOptions) -> Loaded:
+    try:
+        return load_model(path, options)
+    except ModelError as exc:
+        if "no edgecv spec" in str(exc):
+            raise ModelError(f"{path} has no edgecv spec, so bench cannot tell its labels and preprocessing; "
+                             "edgecv eval takes them as --labels, --mean, --std and --input-shape") from None
+        raise
+
+
+def _memory(s: _Subject, options: RuntimeOptions, opts: BenchOptions, report: BenchReport) -> None:
+    """Memory and cold start of one variant from a fresh process; a failed probe is a note, not an error."""
+    from edgecv.memprobe import measure_isolated
+
+    loaded = s.loaded
+    c, h, w = loaded.spec.input_shape
+    shape = (h, w, c) if loaded.spec.layout == "NHWC" else (c, h, w)
+    first = loaded.fixed_batch or 1
+    big = loaded.fixed_batch or max(opts.batch_sizes)
+    try:
+        s.probe = measure_isolated(loaded.file, asdict(options), shape, loaded.spec.dtype, first, big)
+    except RuntimeError as exc:
+        s.probe = None
+        report.notes.append(str(exc))
+
+
+def _accuracy_rows(rows: list[VariantResult], right: dict[str, np.ndarray], ref: VariantResult | None,
+                   probs: dict[str, np.ndarray]) -> None:
+    """Each variant's accuracy interval, and its agreement and paired test against the reference."""
+    for r in rows:
+        n = len(right[r.name])
+        r.metrics["accuracy_ci"] = list(stats.accuracy_interval(int(right[r.name].sum()), n))
+        if ref is not None and probs[r.name].shape == probs[ref.name].shape:
+            r.metrics.update(agreement(probs[r.name], probs[ref.name]))
+            r.metrics["paired"] = stats.mcnemar(right[r.name], right[ref.name])
 
 
 def bench(models: list[Path], options: RuntimeOptions | None = None, opts: BenchOptions | None = None, *,
@@ -212,51 +321,90 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     files: list[Path] = []
     for m in map(Path, models):
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
-    split, split_key = None, None
+    split: SplitData | None = None
+    split_key = None
+    subjects: list[_Subject] = []
+    rows: list[VariantResult] = []
     probs_of: dict[str, np.ndarray] = {}
+    right_of: dict[str, np.ndarray] = {}
     for path in files:
-        progress(f"loading {path.name}")
-        gc.collect()
-        _reset_peak_rss()
-        try:
-            loaded = load_model(path, options)
-        except ModelError as exc:
-            if "no edgecv spec" in str(exc):
-                raise ModelError(f"{path} has no edgecv spec, so bench cannot tell its labels and preprocessing; "
-                                 "edgecv eval takes them as --labels, --mean, --std and --input-shape") from None
-            raise
+        progress(f"loading and scoring {path.name}")
+        loaded = _load(path, options)
         key = (data_source(path, loaded.spec, data, data_root), tuple(loaded.spec.input_shape))
         if key != split_key:  # variants of one model share one split: the same images for all
             split, split_key = load_split(path, loaded.spec, True, data, data_root, "test"), key
-        progress(f"{loaded.name}: timing")
-        latency, throughput = measure(loaded, split.raw, opts)
-        progress(f"{loaded.name}: scoring")
-        model_split = replace(split, x=to_model_input(split.raw, loaded.spec))
-        metrics, probs = score(loaded, model_split)
-        peak = _peak_rss()
-        name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), report)
-        probs_of[name] = probs
-        report.variants.append(VariantResult(
-            name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider,
-            file=str(path), size_bytes=path.stat().st_size, latency_ms=latency, throughput=throughput,
-            peak_rss_bytes=peak,
+        assert split is not None
+        metrics, probs = score(loaded, replace(split, x=to_model_input(split.raw, loaded.spec)))
+        name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), rows)
+        probs_of[name], right_of[name] = probs, probs.argmax(1) == split.y
+        subjects.append(_Subject(loaded, split.raw))
+        rows.append(VariantResult(
+            name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
+            size_bytes=path.stat().st_size, latency_ms={}, throughput={},
             metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
                      "loss": metrics["loss"], "top5_accuracy": metrics["top5_accuracy"], "agreement": None,
-                     "max_prob_diff": None},
-        ))
-        del loaded
-    ref = next((r for r in report.variants if r.format == "onnx" and r.precision == "fp32"), None) or \
-        next((r for r in report.variants if r.precision == "fp32"), None)
-    if ref is not None:
-        report.reference = ref.name
-        for r in report.variants:
-            if probs_of[r.name].shape == probs_of[ref.name].shape:
-                r.metrics.update(agreement(probs_of[r.name], probs_of[ref.name]))
+                     "max_prob_diff": None, "num_samples": metrics["num_samples"], "split": split.split,
+                     "data": split.name}))
+    if opts.isolate:
+        for s, row in zip(subjects, rows, strict=True):
+            progress(f"{row.name}: memory and cold start in a process of its own")
+            _memory(s, options, opts, report)
+            if s.probe:
+                row.memory = {k: s.probe[k] for k in ("model_bytes", "baseline_bytes", "peak_bytes", "big_batch",
+                                                      "big_batch_bytes", "device_bytes")}
+                row.cold_start_ms = {"load": s.probe["load_ms"], "first_run": s.probe["first_run_ms"]}
+    time_interleaved(subjects, opts, progress)
+    for s, row in zip(subjects, rows, strict=True):
+        for k, v in summarise_timing(s, opts.batch_sizes).items():
+            setattr(row, k, v)
+    del subjects
+    report.variants = rows
+    ref = next((r for r in rows if r.format == "onnx" and r.precision == "fp32"), None) or \
+        next((r for r in rows if r.precision == "fp32"), None)
+    report.reference = ref.name if ref else None
+    _accuracy_rows(rows, right_of, ref, probs_of)
     report.env = environment(options)  # after loading, so the torch version shows when torch ran
-    _pareto(report.variants)
-    _recommend(report, ref, opts.max_accuracy_drop)
-    report.variants.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))
+    report.method = _method(rows, opts, report.env, files)
+    _pareto(rows, opts.min_speedup)
+    _recommend(report, ref, opts)
+    rows.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))
     return report
+
+
+def _method(rows: list[VariantResult], opts: BenchOptions, env: dict[str, Any], files: list[Path]) -> dict[str, Any]:
+    """Where each number comes from, in words and counts, for the table's footnotes and the report."""
+    first = rows[0].metrics if rows else {}
+    int8 = _int8_calibration(files)
+    return {
+        "accuracy": f"{first.get('data', '?')} {first.get('split', 'test')} split, {first.get('num_samples', 0)} "
+                    "images, the same for every variant; 95% Wilson intervals; McNemar's exact test against the "
+                    "reference on the images where exactly one of the two is right",
+        "latency": f"{opts.rounds} interleaved rounds (shuffled order) of {opts.seconds / opts.rounds * 1e3:.0f} ms "
+                   f"per variant and batch size after {opts.warmup} warm-up calls; {env.get('threads')} threads; "
+                   f"95% bootstrap intervals over rounds; faster means the 95% interval of the paired speed ratio "
+                   f"is at or above {opts.min_speedup:g}x",
+        "memory": ("each variant in a fresh process: peak resident memory of creating the session and running "
+                   "batch 1, less that process's memory after importing the runtime" if opts.isolate
+                   else "not measured (--no-isolate)"),
+        "rounds": opts.rounds, "seconds": opts.seconds, "warmup": opts.warmup, "min_speedup": opts.min_speedup,
+        "images": first.get("num_samples"), "split": first.get("split"), "int8_calibration": int8,
+    }
+
+
+def _int8_calibration(files: list[Path]) -> str | None:
+    """Which data calibrated the static int8 variant, from quantize.json beside it."""
+    import json
+
+    for f in files:
+        q = f.parent / "quantize.json"
+        if f.name == "model.int8.onnx" and q.is_file():
+            try:
+                data = json.loads(q.read_text())["models"][f.name]["data"]
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+            return f"{data.get('calib_images', '?')} images of the {data.get('name', '?')} " \
+                   f"{data.get('calib_split', 'train')} split"
+    return None
 
 
 def _torch_available() -> bool:
@@ -277,8 +425,8 @@ def _runnable(files: list[Path], report: BenchReport) -> list[Path]:
     return [f for f in files if f not in torch_files]
 
 
-def _unique(name: str, report: BenchReport) -> str:
-    names = {r.name for r in report.variants}
+def _unique(name: str, rows: list[VariantResult]) -> str:
+    names = {r.name for r in rows}
     candidate, i = name, 2
     while candidate in names:
         candidate, i = f"{name} ({i})", i + 1

@@ -110,34 +110,62 @@ def eval_cmd(
     run_guarded(body)
 
 
+def _interval(value: float, ci: list[float] | None, fmt: str = "{:.3f}") -> str:
+    return fmt.format(value) + (f" ({fmt.format(ci[0])}-{fmt.format(ci[1])})" if ci else "")
+
+
+def _paired(m: dict) -> str:
+    p = m.get("paired")
+    if not p:
+        return "-"
+    if not p["differs_on"]:
+        return "same answers"
+    return f"differs on {p['differs_on']}, p={p['p_value']:.2g}"
+
+
 def print_bench(report) -> None:
-    """The variants sorted by p50 latency, the Pareto front marked, then the recommendation."""
+    """The variants sorted by p50 latency with 95% intervals, the Pareto front marked, where each number comes
+    from, then the recommendation."""
     env = report.env
     batch_cols = sorted({int(b) for v in report.variants for b in v.throughput})
     table = Table(title=f"{escape(env['cpu_features'])}, {env['threads']} threads, onnxruntime "
                         f"{env['onnxruntime']}" + (f", torch {env['torch']}" if env.get("torch") else ""))
-    for col in ("variant", "provider", "size", "p50 ms", "p90 ms", "p99 ms",
-                *(f"img/s b{b}" for b in batch_cols), "peak RSS", "accuracy", "macro F1", "ECE", "agree"):
+    for col in ("variant", "provider", "size", "p50 ms (95% CI)", "p99 ms", *(f"img/s b{b}" for b in batch_cols),
+                "memory", "cold start ms", "accuracy (95% CI)", "vs " + (report.reference or "reference"), "ECE",
+                "agree"):
         table.add_column(col, justify="left" if col in ("variant", "provider") else "right", no_wrap=col == "variant")
     for v in report.variants:
-        lat = v.latency_ms
-        m = v.metrics
-        name = f"{v.name} *" if v.pareto else v.name
+        lat, ci, m = v.latency_ms, v.latency_ci_ms, v.metrics
+        mem = v.memory or {}
+        cold = v.cold_start_ms
         table.add_row(
-            escape(name), v.provider, fmt_bytes(v.size_bytes),
-            *(f"{lat[k]:.3f}" if k in lat else "-" for k in ("p50", "p90", "p99")),
+            escape(f"{v.name} *" if v.pareto else v.name), v.provider, fmt_bytes(v.size_bytes),
+            _interval(lat["p50"], ci.get("p50")) if "p50" in lat else "-",
+            f"{lat['p99']:.3f}" if "p99" in lat else "-",
             *(f"{v.throughput[str(b)]:,.0f}" if str(b) in v.throughput else "-" for b in batch_cols),
-            fmt_bytes(v.peak_rss_bytes) if v.peak_rss_bytes else "-", f"{m['accuracy']:.2%}", f"{m['macro_f1']:.4f}",
-            f"{m['ece']:.4f}", f"{m['agreement']:.2%}" if m["agreement"] is not None else "-")
+            fmt_bytes(mem["model_bytes"]) if mem.get("model_bytes") else "-",
+            f"{cold['load']:.1f} + {cold['first_run']:.1f}" if cold else "-",
+            _interval(100 * m["accuracy"], [100 * c for c in m["accuracy_ci"]] if m.get("accuracy_ci") else None,
+                      "{:.1f}"),
+            "reference" if v.name == report.reference else _paired(m),
+            f"{m['ece']:.4f}", f"{m['agreement']:.2%}" if m.get("agreement") is not None else "-")
     saved = out.width
     if not out.is_terminal:
-        out.width = max(saved, 180)  # a pipe or file gets the whole table, not one squeezed to 80 columns
+        out.width = max(saved, 200)  # a pipe or file gets the whole table, not one squeezed to 80 columns
     try:
         out.print(table)
     finally:
         out.width = saved
-    out.print("* on the Pareto front (no other variant is both as accurate and as fast at batch 1); agree = top-1 "
-              f"agreement with {report.reference}", soft_wrap=True)
+    method = report.method
+    lines = ["* on the Pareto front: no other variant is as accurate and faster beyond noise, or more accurate and "
+             "not slower beyond noise"]
+    if method:
+        lines += [f"latency: {method['latency']}", f"accuracy: {method['accuracy']}", f"memory: {method['memory']}; "
+                  "cold start = session creation + first batch-1 inference, in that process"]
+        if method.get("int8_calibration"):
+            lines.append(f"int8 calibration: {method['int8_calibration']}")
+    for line in lines:
+        out.print(escape(line), soft_wrap=True)
     if report.recommendation:
         out.print(f"[bold]recommended:[/] {escape(report.recommendation)}", soft_wrap=True)
     for note in report.notes:
@@ -149,8 +177,16 @@ def bench_cmd(
     provider: str = typer.Option("cpu", "--provider", help=PROVIDER_HELP),
     batch_sizes: str = typer.Option("1,8,64", "--batch-sizes", help="Batch sizes for throughput."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed calls before each measurement."),
-    iters: int = typer.Option(None, "--iters", help="Timed calls per measurement [default: as many as --seconds]."),
-    seconds: float = typer.Option(1.0, "--seconds", help="Time per measurement when --iters is not given."),
+    iters: int = typer.Option(None, "--iters",
+                              help="Timed calls per variant and batch size [default: as many as fit in --seconds]."),
+    seconds: float = typer.Option(1.0, "--seconds",
+                                  help="Timed seconds per variant and batch size (split over the rounds)."),
+    rounds: int = typer.Option(10, "--rounds", help="Interleaved timing rounds; intervals resample them."),
+    min_speedup: float = typer.Option(1.05, "--min-speedup",
+                                      help="Call a variant faster only when the 95% interval of its speed-up is "
+                                           "at or above this."),
+    isolate: bool = typer.Option(True, "--isolate/--no-isolate",
+                                 help="Measure memory and cold start in a fresh process per variant."),
     threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: the runtime's]."),
     max_drop: float = typer.Option(1.0, "--max-accuracy-drop",
                                    help="Recommend the fastest variant within this many points of fp32."),
@@ -164,8 +200,10 @@ def bench_cmd(
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
 ) -> None:
-    """Benchmark every variant of a model: latency percentiles at batch 1, throughput per batch size, peak
-    memory and the metrics suite on the same test images, with the provider that really ran.
+    """Benchmark every variant of a model: batch-1 latency percentiles with 95% intervals from interleaved
+    rounds, throughput per batch size, memory and cold start from a fresh process per variant, and the metrics
+    suite on the same test images (accuracy intervals, McNemar's test against fp32), with the provider that
+    really ran. A variant is called faster only beyond noise.
 
     Example: edgecv bench runs/lenet5-digits --provider cpu --batch-sizes 1,8,64
     """
@@ -177,8 +215,8 @@ def bench_cmd(
             sizes = tuple(int(b) for b in batch_sizes.split(","))
         except ValueError:
             raise EdgecvError(f"--batch-sizes takes comma-separated whole numbers, got {batch_sizes!r}") from None
-        opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds,
-                            max_accuracy_drop=max_drop)
+        opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds, rounds=rounds,
+                            max_accuracy_drop=max_drop, min_speedup=min_speedup, isolate=isolate)
         options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache)
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,

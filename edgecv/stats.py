@@ -1,0 +1,100 @@
+"""The statistics behind every figure edgecv states, so that none is stated more precisely than it was
+measured: bootstrap intervals of latency percentiles over interleaved timing rounds, a paired speed ratio
+that calls a variant faster only beyond noise, and binomial intervals and McNemar's exact test for accuracy.
+
+scipy (a scikit-learn dependency) does the binomial work; the bootstrap is plain numpy. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CONFIDENCE = 0.95
+BOOTSTRAP = 1000  # resamples; the interval ends move by well under 1% between seeds at this count
+MIN_SPEEDUP = 1.05  # "faster" needs the whole 95% interval of the speed ratio at or above this
+PERCENTILES = (50, 90, 99)
+
+
+def _tails() -> tuple[float, float]:
+    a = (1 - CONFIDENCE) / 2 * 100
+    return a, 100 - a
+
+
+def percentile_intervals(rounds: Sequence[np.ndarray], qs: Sequence[int] = PERCENTILES, n_boot: int = BOOTSTRAP,
+                         seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """``{"p50": (estimate, low, high), ...}`` of the per-call times pooled over ``rounds``, with a 95%
+    bootstrap interval that resamples whole rounds (so drift between rounds widens it, as it should)."""
+    parts = [np.asarray(r, dtype=np.float64) for r in rounds if len(r)]
+    if not parts:
+        raise ValueError("no timed calls")
+    pooled = np.concatenate(parts)
+    est = np.percentile(pooled, qs)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((n_boot, len(qs)))
+    for i in range(n_boot):
+        pick = rng.integers(0, len(parts), len(parts))
+        draws[i] = np.percentile(np.concatenate([parts[j] for j in pick]), qs)
+    lo, hi = np.percentile(draws, _tails(), axis=0)
+    return {f"p{q}": (float(e), float(min(e, a)), float(max(e, b))) for q, e, a, b in zip(qs, est, lo, hi,
+                                                                                          strict=True)}
+
+
+@dataclass
+class SpeedRatio:
+    """How many times faster ``a`` is than ``b`` (b's time over a's), with its 95% interval."""
+
+    ratio: float
+    low: float
+    high: float
+
+    def faster(self, min_speedup: float = MIN_SPEEDUP) -> bool:
+        """``a`` is faster than ``b`` beyond noise: the whole interval is at or above ``min_speedup``."""
+        return self.low >= min_speedup
+
+    def slower(self, min_speedup: float = MIN_SPEEDUP) -> bool:
+        return self.high <= 1 / min_speedup
+
+
+def speed_ratio(a_rounds: Sequence[float], b_rounds: Sequence[float], n_boot: int = BOOTSTRAP,
+                seed: int = 0) -> SpeedRatio:
+    """The paired speed ratio of two variants timed in the same interleaved rounds, from each round's median
+    time: the geometric mean of ``b[r] / a[r]`` over rounds, with a bootstrap interval over rounds. Pairing by
+    round cancels drift that slows both alike (another process, a frequency change)."""
+    a, b = np.asarray(a_rounds, np.float64), np.asarray(b_rounds, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need the same rounds for both variants, got {a.shape} and {b.shape}")
+    logs = np.log(b) - np.log(a)
+    rng = np.random.default_rng(seed)
+    means = logs[rng.integers(0, len(logs), (n_boot, len(logs)))].mean(axis=1)
+    lo, hi = np.percentile(means, _tails())
+    est = logs.mean()
+    return SpeedRatio(float(np.exp(est)), float(np.exp(min(lo, est))), float(np.exp(max(hi, est))))
+
+
+def accuracy_interval(correct: int, total: int) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy of ``correct`` out of ``total`` images."""
+    from scipy.stats import binomtest
+
+    if total < 1:
+        raise ValueError("no images")
+    ci = binomtest(int(correct), int(total)).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar(right: np.ndarray, reference_right: np.ndarray) -> dict[str, float | int]:
+    """McNemar's exact test of two classifiers on the same images: only the images where exactly one of
+    them is right count; under "equally accurate" each such image is a fair coin. Returns the counts and the
+    two-sided p-value of the binomial test."""
+    from scipy.stats import binomtest
+
+    right, ref = np.asarray(right, bool), np.asarray(reference_right, bool)
+    if right.shape != ref.shape:
+        raise ValueError(f"cannot pair {right.shape} answers with {ref.shape}")
+    only_this = int((right & ~ref).sum())
+    only_ref = int((~right & ref).sum())
+    differs = only_this + only_ref
+    p = float(binomtest(only_this, differs, 0.5).pvalue) if differs else 1.0
+    return {"differs_on": differs, "only_this_right": only_this, "only_reference_right": only_ref, "p_value": p}
