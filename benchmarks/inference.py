@@ -23,10 +23,10 @@ from edgecv.bench import BenchOptions, measure
 from edgecv.cpu import host_cpu
 from edgecv.models import MODELS, create_model
 from edgecv.quantize import methods as m
-from edgecv.stats import speed_ratio
 from edgecv.runtimes import RuntimeOptions, load_model
 from edgecv.runtimes.torch_rt import wrap_module
 from edgecv.spec import ModelSpec
+from edgecv.stats import speed_ratio
 
 
 def variants(name: str, tmp: Path, options: RuntimeOptions):

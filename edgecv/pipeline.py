@@ -33,6 +33,7 @@ class PipelineOptions:
     seconds: float = 0.5  # time per bench measurement
     data_root: str | None = None
     download: bool = False
+    calibrate: bool = True  # temperature scaling on the validation split after training
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
@@ -73,11 +74,26 @@ def stage_files(run_dir: Path, stage: str) -> tuple[list[Path], list[Path]]:
 
 
 def is_current(run_dir: Path, stage: str) -> bool:
-    """All outputs exist and none is older than any input."""
+    """All outputs exist and none is older than any input (a bench.json of an older schema is stale)."""
     inputs, outputs = stage_files(run_dir, stage)
     if not all(p.is_file() for p in outputs) or not all(p.is_file() for p in inputs):
         return False
+    if stage == "bench" and _bench_schema(run_dir / "bench.json") < _current_schema():
+        return False
     return min(p.stat().st_mtime_ns for p in outputs) >= max(p.stat().st_mtime_ns for p in inputs)
+
+
+def _current_schema() -> int:
+    from edgecv.bench import SCHEMA
+
+    return SCHEMA
+
+
+def _bench_schema(path: Path) -> int:
+    try:
+        return int(json.loads(path.read_text()).get("schema", 1))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
 
 
 def _check_run(run_dir: Path, opts: PipelineOptions) -> bool:
@@ -94,8 +110,10 @@ def _check_run(run_dir: Path, opts: PipelineOptions) -> bool:
         cfg = json.loads(config.read_text())
     except (OSError, ValueError) as exc:
         raise EdgecvError(f"{config} cannot be read: {exc}") from None
-    asked = {"model": opts.model, "data": opts.data, **({"epochs": opts.epochs} if opts.epochs else {})}
-    differ = {k: (cfg.get(k), v) for k, v in asked.items() if cfg.get(k) != v}
+    asked = {"model": opts.model, "data": opts.data, "calibrate": opts.calibrate,
+             **({"epochs": opts.epochs} if opts.epochs else {})}
+    differ = {k: (cfg.get(k, True if k == "calibrate" else None), v) for k, v in asked.items()
+              if cfg.get(k, True if k == "calibrate" else None) != v}
     if differ and not opts.force:
         what = ", ".join(f"{k} {have} (asked: {want})" for k, (have, want) in differ.items())
         raise EdgecvError(f"{run_dir} holds a different run: {what}; pass --force to replace it or another --out")
@@ -141,10 +159,12 @@ def _train(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
     else:
         given = {"data_root": opts.data_root} if opts.data_root else {}
         cfg = TrainConfig(data=opts.data, model=opts.model, epochs=opts.epochs, out=str(run_dir),
-                          download=opts.download, **given)
+                          download=opts.download, calibrate=opts.calibrate, **given)
         done = train(cfg, reporter, overwrite=True)
     m = done.metrics
-    return f"{done.epochs_run} epochs, best epoch {done.best_epoch}, test accuracy {m['accuracy']:.2%}"
+    t = m.get("calibration", {}).get("temperature", 1.0)
+    calibrated = f", temperature {t:.2f} (validation split)" if m.get("calibration", {}).get("fitted_on") else ""
+    return f"{done.epochs_run} epochs, best epoch {done.best_epoch}, test accuracy {m['accuracy']:.2%}{calibrated}"
 
 
 def _export(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:

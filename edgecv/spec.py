@@ -21,7 +21,8 @@ class ModelSpec:
     """Preprocessing and provenance facts that travel with a model.
 
     A pixel ``p`` (0..255) reaches the network as ``(p * scale - mean[c]) / std[c]``, resized to
-    ``input_shape`` with ``interpolation`` after conversion to ``color``.
+    ``input_shape`` with ``interpolation`` after conversion to ``color``. The model's outputs are logits already
+    divided by ``temperature`` (fitted on the validation split), so their softmax is calibrated.
     """
 
     labels: list[str]
@@ -33,6 +34,7 @@ class ModelSpec:
     dtype: str = "float32"
     scale: float = 1.0 / 255.0
     interpolation: str = "bilinear"  # Pillow resample used for the training data
+    temperature: float = 1.0  # the model file already divides its logits by this (see edgecv.calibration)
     arch: str = ""
     dataset: str = ""
     edgecv_version: str = ""
@@ -44,6 +46,7 @@ class ModelSpec:
         self.labels = [str(label) for label in self.labels]
         self.mean = [float(v) for v in self.mean]
         self.std = [float(v) for v in self.std]
+        self.temperature = float(self.temperature)
         self.validate()
 
     @property
@@ -77,6 +80,8 @@ class ModelSpec:
             raise ModelError("model spec mean/std need one value per input channel")
         if min(self.std) <= 0:
             raise ModelError("model spec std values must be positive")
+        if not self.temperature > 0:
+            raise ModelError(f"model spec temperature must be positive, got {self.temperature}")
         if self.layout not in LAYOUTS:
             raise ModelError(f"model spec layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.dtype not in DTYPES:

@@ -24,6 +24,10 @@ def pipeline_cmd(
     seconds: float = typer.Option(0.5, "--seconds", help="Time per benchmark measurement."),
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
     download: bool = typer.Option(False, "--download", help="Download a torchvision data set that is missing."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
+                                   help="Fit a temperature on the validation split after training; the exported "
+                                        "files apply it so scores read as probabilities. --no-calibrate keeps raw "
+                                        "scores."),
 ) -> None:
     """Train, export (ONNX and TorchScript), quantise (int8 static and dynamic, fp16), benchmark every
     variant and write the report, all in one run directory.
@@ -42,7 +46,8 @@ def pipeline_cmd(
         if epochs is not None and epochs < 1:
             raise EdgecvError(f"--epochs must be at least 1, got {epochs}")
         opts = PipelineOptions(data=data, model=model, epochs=epochs, provider=provider, out=out_dir, force=force,
-                               seconds=seconds, data_root=str(data_root) if data_root else None, download=download)
+                               seconds=seconds, data_root=str(data_root) if data_root else None, download=download,
+                               calibrate=calibrate)
         with StatusLine("") as status:
             def on_stage(i: int, name: str, message: str) -> None:
                 line = f"[{i}/{len(STAGES)}] {name:<8} {message}"

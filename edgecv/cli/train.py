@@ -138,6 +138,9 @@ def train_cmd(
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last", help="[default: on CUDA]"),
     compile_model: bool = typer.Option(None, "--compile", help="torch.compile the model (CUDA)."),
     deterministic: bool = typer.Option(None, "--deterministic", help="Deterministic kernels."),
+    calibrate: bool = typer.Option(None, "--calibrate/--no-calibrate",
+                                   help="Fit a temperature on the validation split so scores read as probabilities; "
+                                        "exported files apply it [default: on]."),
 ) -> None:
     """Train a model; writes checkpoints, history.csv and test metrics into a run directory.
 
@@ -150,7 +153,7 @@ def train_cmd(
         patience=patience, out=out_dir, seed=seed, img_size=img_size, color=color, augment=augment, flip=flip,
         data_root=data_root, download=download, weights=weights, freeze=freeze,
         feature_lr_scale=feature_lr_scale, amp=amp, channels_last=channels_last, compile=compile_model,
-        deterministic=deterministic,
+        deterministic=deterministic, calibrate=calibrate,
     )
 
     reporter = RichReporter()

@@ -21,7 +21,7 @@ from edgecv.errors import EdgecvError, ModelError
 from edgecv.fsutil import sha256
 from edgecv.models.summary import ModelSummary, summarize
 from edgecv.spec import ModelSpec
-from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
+from edgecv.train.checkpoint import calibrated, load_checkpoint, model_from_checkpoint
 from edgecv.train.config import TrainConfig
 
 PARITY_BATCHES = (1, 37)  # a dynamic batch axis must serve both from one file
@@ -102,10 +102,12 @@ class Uint8Input(nn.Module):
 
 
 def exportable(source: Source, uint8_input: bool) -> tuple[nn.Module, ModelSpec]:
-    """The module to export and the spec its file carries (uint8 NHWC input when asked)."""
+    """The module to export and the spec its file carries (uint8 NHWC input when asked), with the fitted
+    temperature inside, so the file's own logits are calibrated."""
+    model = calibrated(source.model, source.spec)
     if not uint8_input:
-        return source.model, source.spec
-    module = Uint8Input(source.model, source.spec.mean, source.spec.std).eval()
+        return model, source.spec
+    module = Uint8Input(model, source.spec.mean, source.spec.std).eval()
     return module, replace(source.spec, layout="NHWC", dtype="uint8")
 
 

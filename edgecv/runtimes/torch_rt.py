@@ -51,12 +51,13 @@ def wrap_module(module: Any, fmt: str, path: Path, spec: ModelSpec, device: str)
 
 
 def load_checkpoint_model(path: Path, options: RuntimeOptions) -> Loaded:
-    """The trained torch model of an edgecv checkpoint (loaded with ``weights_only=True``)."""
-    from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
+    """The trained torch model of an edgecv checkpoint (loaded with ``weights_only=True``), with its fitted
+    temperature applied as the exported files apply it."""
+    from edgecv.train.checkpoint import calibrated, load_checkpoint, model_from_checkpoint
 
     device = _device(options)
     model, spec, _ = model_from_checkpoint(load_checkpoint(path), path)
-    return wrap_module(model, "torch", path, spec, device)
+    return wrap_module(calibrated(model, spec), "torch", path, spec, device)
 
 
 def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:

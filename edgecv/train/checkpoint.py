@@ -59,6 +59,23 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     return data
 
 
+class TemperatureScaled(torch.nn.Module):
+    """A trained model whose logits are divided by its fitted temperature, so exported files carry it."""
+
+    def __init__(self, model: torch.nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) * self.inv_temperature
+
+
+def calibrated(model: torch.nn.Module, spec) -> torch.nn.Module:
+    """``model`` as the spec says its files behave: scaled by ``spec.temperature`` when it is not 1."""
+    return model if spec.temperature == 1.0 else TemperatureScaled(model, spec.temperature).eval()
+
+
 def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint"):
     """Rebuild the trained model (eval mode, CPU) and its ModelSpec from a loaded checkpoint.
 

@@ -47,6 +47,7 @@ class TrainConfig:
     weights: str | None = None  # pretrained weights file (vgg16-transfer)
     freeze: bool | None = None  # freeze pretrained features (vgg16-transfer)
     feature_lr_scale: float | None = None  # feature LR = lr x this when unfrozen (vgg16-transfer)
+    calibrate: bool = True  # fit a temperature on the validation split after training (edgecv.calibration)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

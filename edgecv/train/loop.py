@@ -262,18 +262,40 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
     return _finish(run_dir, s, state, reporter)
 
 
+def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
+    """Fit the temperature on the validation split (never the test split); 1.0 with --no-calibrate."""
+    from edgecv.calibration import before_after, fit_temperature
+
+    if not s.cfg.calibrate or len(s.data.val) == 0:
+        return 1.0, {"temperature": 1.0, "fitted_on": None}
+    logits, y = predict(s, s.data.val)
+    temperature = fit_temperature(logits, y)
+    val = before_after(logits, y, temperature)
+    reporter.note(f"temperature {temperature:.3f} fitted on {len(y)} validation images: NLL "
+                  f"{val['before']['nll']:.4f} -> {val['after']['nll']:.4f}, ECE {val['before']['ece']:.4f} -> "
+                  f"{val['after']['ece']:.4f}")
+    return temperature, {"temperature": temperature, "fitted_on": "val", "val_images": int(len(y)), "val": val}
+
+
 def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
-    """Score the best checkpoint on the test split; write metrics.json and spec.json."""
+    """Fit the temperature on the validation split, score the best checkpoint on the test split with it;
+    write metrics.json and spec.json."""
+    from edgecv.calibration import before_after
+
     paths = _paths(run_dir)
     best = load_checkpoint(paths["best"])
     s.model.load_state_dict(best["model"])
+    temperature, calib = _calibrate(s, reporter)
     logits, y = predict(s, s.data.test)
-    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    probs = torch.softmax(torch.from_numpy(logits) / temperature, dim=1).numpy()
     metrics = classification_metrics(y, probs, s.data.labels)
-    metrics.update(split="test", checkpoint="best", epoch=best["epoch"])
+    if calib["fitted_on"]:
+        calib["test"] = before_after(logits, y, temperature)
+    metrics.update(split="test", checkpoint="best", epoch=best["epoch"], calibration=calib)
+    s.spec.temperature = temperature
     s.spec.metrics = {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
                       "test_macro_f1": metrics["macro_f1"], "best_epoch": best["epoch"],
-                      "val_loss": state.best_val_loss}
+                      "val_loss": state.best_val_loss, "temperature": temperature}
     best["spec"] = s.spec.to_dict()
     save_checkpoint(paths["best"], best)
     write_json(paths["spec"], s.spec.to_dict())
