@@ -203,6 +203,21 @@ def measure(models: list[Loaded], raw: np.ndarray, opts: BenchOptions) -> list[d
     return [summarise_timing(s, opts.batch_sizes) for s in subjects]
 
 
+def with_interval(value: float, ci: list[float] | None, fmt: str = "{:.3f}") -> str:
+    """``value (low-high)`` for a table cell; just the value when no interval was measured."""
+    return fmt.format(value) + (f" ({fmt.format(ci[0])}-{fmt.format(ci[1])})" if ci else "")
+
+
+def paired_text(metrics: dict[str, Any]) -> str:
+    """McNemar's test against the reference in words: "same answers" or "differs on k, p=..."."""
+    p = metrics.get("paired")
+    if not p:
+        return "-"
+    if not p["differs_on"]:
+        return "same answers"
+    return f"differs on {p['differs_on']}, p={p['p_value']:.2g}"
+
+
 def environment(options: RuntimeOptions) -> dict[str, Any]:
     """Where the numbers come from: CPU, cores, threads, OS, Python and runtime versions."""
     import onnxruntime

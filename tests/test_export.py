@@ -24,7 +24,7 @@ from edgecv.exporters import ExportError, export_onnx, export_torchscript, load_
 from edgecv.exporters.common import Source
 from edgecv.models import MODELS
 from edgecv.onnxfile import read_spec
-from edgecv.train.checkpoint import load_checkpoint, save_checkpoint
+from edgecv.train.checkpoint import calibrated, load_checkpoint, save_checkpoint
 
 
 def _sha(path: Path) -> str:
@@ -55,10 +55,11 @@ def test_every_model_exports_to_both_formats_with_parity(trained, tmp_path, name
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     scripted = torch.jit.load(str(ts_path), _extra_files=(files := {"edgecv_spec.json": ""}))
     assert ModelSpec.from_json(files["edgecv_spec.json"]) == spec
+    module = calibrated(source.model, spec)  # the trained model with its fitted temperature, as the files apply it
     for batch in (1, 37):
         x = torch.randn(batch, *spec.input_shape)
         with torch.no_grad():
-            ref = source.model(x).numpy()
+            ref = module(x).numpy()
             assert np.allclose(scripted(x).numpy(), ref, atol=1e-4)
         assert np.allclose(session.run(None, {"input": x.numpy()})[0], ref, atol=1e-4)
 

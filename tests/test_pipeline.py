@@ -174,7 +174,11 @@ def test_every_report_section_holds_this_runs_data(piped):
     off = (a + b) - np.diag(np.diag(a + b))
     assert a[t, p] + b[t, p] == off.max()
     ece = {r[0]: r[1] for r in s["calibration"]["rows"][1:]}
-    assert ece["onnx fp32"] == f"{fp32['ece']:.4f}" and len(s["calibration"]["images"]) == 2
+    assert ece["onnx fp32"] == f"{fp32['ece']:.4f}" and len(s["calibration"]["images"]) == 3
+    temperature = json.loads((run / "metrics.json").read_text())["calibration"]["temperature"]
+    assert f"T = {temperature:.3f}" in s["calibration"]["text"] and "validation split" in s["calibration"]["text"]
+    assert "interleaved rounds" in s["variants"]["text"] and "Wilson" in s["variants"]["text"]
+    assert "calibration: 512 images of the digits train split" in s["variants"]["text"]
     assert len(s["samples"]["images"]) == 2 and "wrong answers" in s["samples"]["text"]
     assert "features" in s["explanations"]["text"] or "conv" in s["explanations"]["text"]
     assert len(s["explanations"]["images"]) >= 2

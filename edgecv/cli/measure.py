@@ -110,22 +110,11 @@ def eval_cmd(
     run_guarded(body)
 
 
-def _interval(value: float, ci: list[float] | None, fmt: str = "{:.3f}") -> str:
-    return fmt.format(value) + (f" ({fmt.format(ci[0])}-{fmt.format(ci[1])})" if ci else "")
-
-
-def _paired(m: dict) -> str:
-    p = m.get("paired")
-    if not p:
-        return "-"
-    if not p["differs_on"]:
-        return "same answers"
-    return f"differs on {p['differs_on']}, p={p['p_value']:.2g}"
-
-
 def print_bench(report) -> None:
     """The variants sorted by p50 latency with 95% intervals, the Pareto front marked, where each number comes
     from, then the recommendation."""
+    from edgecv.bench import paired_text, with_interval
+
     env = report.env
     batch_cols = sorted({int(b) for v in report.variants for b in v.throughput})
     table = Table(title=f"{escape(env['cpu_features'])}, {env['threads']} threads, onnxruntime "
@@ -140,14 +129,14 @@ def print_bench(report) -> None:
         cold = v.cold_start_ms
         table.add_row(
             escape(f"{v.name} *" if v.pareto else v.name), v.provider, fmt_bytes(v.size_bytes),
-            _interval(lat["p50"], ci.get("p50")) if "p50" in lat else "-",
+            with_interval(lat["p50"], ci.get("p50")) if "p50" in lat else "-",
             f"{lat['p99']:.3f}" if "p99" in lat else "-",
             *(f"{v.throughput[str(b)]:,.0f}" if str(b) in v.throughput else "-" for b in batch_cols),
             fmt_bytes(mem["model_bytes"]) if mem.get("model_bytes") else "-",
             f"{cold['load']:.1f} + {cold['first_run']:.1f}" if cold else "-",
-            _interval(100 * m["accuracy"], [100 * c for c in m["accuracy_ci"]] if m.get("accuracy_ci") else None,
-                      "{:.1f}"),
-            "reference" if v.name == report.reference else _paired(m),
+            with_interval(100 * m["accuracy"], [100 * c for c in m["accuracy_ci"]] if m.get("accuracy_ci") else None,
+                          "{:.1f}"),
+            "reference" if v.name == report.reference else paired_text(m),
             f"{m['ece']:.4f}", f"{m['agreement']:.2%}" if m.get("agreement") is not None else "-")
     saved = out.width
     if not out.is_terminal:

@@ -70,7 +70,7 @@ def build_report(run_dir: Path | str, data_root: str | None = None, samples: int
         _variants(run, scored),
         _per_class(labels, scored, run["bench"]["reference"]),
         _confusion(labels, scored, run["bench"]["reference"]),
-        _calibration(scored, run["bench"]["reference"], split.y),
+        _calibration(scored, run["bench"]["reference"], split.y, run["metrics"].get("calibration")),
         _samples(labels, scored, split, run["bench"]["reference"], samples),
         _explanations(run_dir, labels, split, explain),
         _environment(run["bench"]),
@@ -155,6 +155,8 @@ def _summary(run: dict[str, Any], scored: list[Scored]) -> Section:
         ["best epoch", f"{metrics.get('epoch', 'n/a')} (lowest validation loss)"],
         ["test accuracy (torch)", _pct(metrics["accuracy"])],
         ["recommended variant", bench.get("recommended") or "none"],
+        ["temperature", f"{spec.temperature:.3f}, fitted on the validation split; applied inside every exported "
+                        "file" if spec.temperature != 1.0 else "none (raw scores)"],
     ]
     return Section("summary", "Summary", [Table(["", ""], rows), f"Why: {bench.get('recommendation', '')}"])
 
@@ -174,33 +176,55 @@ def _training(run: dict[str, Any]) -> Section:
 
 
 def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
+    from edgecv.bench import paired_text, with_interval
     from edgecv.report import figures
 
     bench = run["bench"]
-    variants = sorted(bench["variants"], key=lambda v: v["latency_ms"]["p50"])
+    variants = sorted(bench["variants"], key=lambda v: v["latency_ms"].get("p50", float("inf")))
     sizes = sorted({int(b) for v in variants for b in v["throughput"]})
     rows, classes = [], []
     for v in variants:
-        m = v["metrics"]
+        m, lat, mem, cold = v["metrics"], v["latency_ms"], v.get("memory") or {}, v.get("cold_start_ms")
+        acc_ci = [100 * c for c in m["accuracy_ci"]] if m.get("accuracy_ci") else None
         rows.append([v["name"] + (" *" if v["pareto"] else ""), f"{v['size_bytes'] / 1024:,.1f} KB",
-                     f"{v['latency_ms']['p50']:.3f}", f"{v['latency_ms']['p90']:.3f}", f"{v['latency_ms']['p99']:.3f}",
+                     with_interval(lat["p50"], v.get("latency_ci_ms", {}).get("p50")) if "p50" in lat else "-",
+                     f"{lat['p99']:.3f}" if "p99" in lat else "-",
                      *(f"{v['throughput'].get(str(b), float('nan')):,.0f}" for b in sizes),
-                     _pct(m["accuracy"]), f"{m['macro_f1']:.4f}", f"{m['ece']:.4f}",
-                     _pct(m.get("agreement"))])
+                     f"{mem['model_bytes'] / 2**20:,.1f} MB" if mem.get("model_bytes") else "-",
+                     f"{cold['load']:.1f} + {cold['first_run']:.1f}" if cold else "-",
+                     with_interval(100 * m["accuracy"], acc_ci, "{:.2f}") + " %",
+                     "reference" if v["name"] == bench.get("reference") else paired_text(m),
+                     f"{m['macro_f1']:.4f}", f"{m['ece']:.4f}", _pct(m.get("agreement"))])
         classes.append(["best" if v["name"] == bench.get("recommended") else ""] * len(rows[-1]))
-    headers = ["variant (* Pareto)", "size", "p50 ms", "p90 ms", "p99 ms", *(f"img/s b{b}" for b in sizes),
-               "accuracy", "macro F1", "ECE", f"agrees with {bench['reference']}"]
+    headers = ["variant (* Pareto)", "size", "p50 ms (95% CI)", "p99 ms", *(f"img/s b{b}" for b in sizes),
+               "memory", "cold start ms (load + first run)", "accuracy (95% CI)", f"vs {bench['reference']}",
+               "macro F1", "ECE", f"agrees with {bench['reference']}"]
     blocks: list[Any] = [
         f"Batch-1 latency and throughput on {bench['env'].get('provider_requested', 'cpu')} "
         f"({bench['env'].get('cpu_features', '')}); metrics on the same test images. The recommended variant is "
-        "in bold.",
+        "in bold. A variant counts as faster only when the 95% interval of its speed-up is at or above "
+        f"{bench.get('method', {}).get('min_speedup', 1.05):g}x; the Pareto front (*) uses that rule.",
         Table(headers, rows, classes),
+        *_method_lines(bench),
         Figure("accuracy_latency", figures.png(figures.accuracy_latency(variants)),
                "Test accuracy against p50 latency; blue points are on the Pareto front."),
         Figure("size_latency", figures.png(figures.size_latency(variants)), "File size against p50 latency."),
     ]
     blocks += [f"Note: {n}" for n in bench.get("notes", [])]
     return Section("variants", "Variants", blocks)
+
+
+def _method_lines(bench: dict[str, Any]) -> list[str]:
+    """Where each number of the table comes from: split, images, rounds, threads, int8 calibration data."""
+    method = bench.get("method") or {}
+    if not method:
+        return ["This bench.json predates measurement notes; run edgecv bench again for intervals and memory."]
+    lines = [f"Latency: {method['latency']}.", f"Accuracy: {method['accuracy']}.",
+             f"Memory: {method['memory']}; cold start is session creation plus the first batch-1 inference, "
+             "timed in that process."]
+    if method.get("int8_calibration"):
+        lines.append(f"int8 calibration: {method['int8_calibration']}; the test split never calibrates.")
+    return lines
 
 
 def _per_class(labels: list[str], scored: list[Scored], reference: str) -> Section:
@@ -254,7 +278,33 @@ def _confusion(labels: list[str], scored: list[Scored], reference: str) -> Secti
     return Section("confusion", "Confusion matrices", blocks)
 
 
-def _calibration(scored: list[Scored], reference: str, y: np.ndarray) -> Section:
+def _temperature_blocks(calib: dict[str, Any] | None) -> list[Any]:
+    """The temperature, where it was fitted, and NLL / ECE / reliability before and after it."""
+    from edgecv.report import figures
+
+    if not calib or not calib.get("fitted_on"):
+        return ["No temperature was fitted (trained with --no-calibrate, or by an edgecv without calibration): the "
+                "scores are the network's raw softmax."]
+    t = calib["temperature"]
+    rows = [[split, str(n), f"{calib[key]['before']['nll']:.4f} -> {calib[key]['after']['nll']:.4f}",
+             f"{calib[key]['before']['ece']:.4f} -> {calib[key]['after']['ece']:.4f}"]
+            for split, key, n in (("validation (fitted here)", "val", calib.get("val_images", "")),
+                                  ("test", "test", "")) if key in calib]
+    test = calib.get("test", calib["val"])
+    curves = [("raw scores", test["before"]["reliability"], test["before"]["ece"]),
+              (f"divided by T = {t:.3f}", test["after"]["reliability"], test["after"]["ece"])]
+    return [
+        f"After training, one temperature T = {t:.3f} was fitted on the {calib.get('val_images', '?')} images of the "
+        "validation split (never the test split) to minimise the validation NLL. Every exported file divides its "
+        "logits by T itself, so ONNX Runtime, TorchScript, the Predictor and every variant below return calibrated "
+        "scores; predictions do not change. NLL and ECE of the trained torch model before and after:",
+        Table(["split", "images", "NLL before -> after", "ECE before -> after"], rows),
+        Figure("reliability_temperature", figures.png(figures.reliability(curves)),
+               "Test-split reliability of the raw scores and of the calibrated ones."),
+    ]
+
+
+def _calibration(scored: list[Scored], reference: str, y: np.ndarray, calib: dict[str, Any] | None = None) -> Section:
     from edgecv.report import figures
 
     ref = _by_name(scored, reference)
@@ -263,6 +313,7 @@ def _calibration(scored: list[Scored], reference: str, y: np.ndarray) -> Section
              _pct(s.metrics["confidence_wrong"])] for s in scored]
     right = ref.predicted == y
     return Section("calibration", "Calibration", [
+        *_temperature_blocks(calib),
         "Expected calibration error (15 bins) and mean top-1 probability on right and on wrong answers.",
         Table(["variant", "ECE", "accuracy", "confidence when right", "confidence when wrong"], rows),
         Figure("reliability", figures.png(figures.reliability(curves)),

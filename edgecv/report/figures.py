@@ -44,9 +44,14 @@ def training_curves(history: list[dict[str, float]], title: str):
 
 
 def accuracy_latency(variants: list[dict[str, Any]]):
-    """Test accuracy against batch-1 p50 latency per variant, with the Pareto front drawn through."""
+    """Test accuracy against batch-1 p50 latency per variant, with 95% intervals on both where measured and the
+    Pareto front drawn through."""
+    def acc_ci(v: dict[str, Any]) -> tuple[float, float] | None:
+        ci = v["metrics"].get("accuracy_ci")
+        return (100 * ci[0], 100 * ci[1]) if ci else None
+
     fig, ax = _against_latency(variants, lambda v: 100 * v["metrics"]["accuracy"],
-                               lambda v: "#0969da" if v["pareto"] else "#8c959f", (7.5, 4.6))
+                               lambda v: "#0969da" if v["pareto"] else "#8c959f", (7.5, 4.6), acc_ci)
     front = sorted((v for v in variants if v["pareto"]), key=lambda v: v["latency_ms"]["p50"])
     if front:
         ax.step([v["latency_ms"]["p50"] for v in front], [100 * v["metrics"]["accuracy"] for v in front],
@@ -65,12 +70,19 @@ def size_latency(variants: list[dict[str, Any]]):
     return fig
 
 
-def _against_latency(variants: list[dict[str, Any]], y_of, color_of, size: tuple[float, float]):
-    """Each variant as a named point at its p50 latency (log scale) and ``y_of(variant)``."""
+def _against_latency(variants: list[dict[str, Any]], y_of, color_of, size: tuple[float, float], y_ci_of=None):
+    """Each variant as a named point at its p50 latency (log scale) and ``y_of(variant)``, with the 95% interval
+    of the p50 (and of y, where ``y_ci_of`` gives one) as error bars."""
     fig, ax = plt.subplots(figsize=size)
     for k, v in enumerate(sorted(variants, key=lambda v: v["latency_ms"]["p50"])):
         x, y = v["latency_ms"]["p50"], y_of(v)
         ax.scatter(x, y, s=60, color=color_of(v), zorder=3)
+        x_ci = v.get("latency_ci_ms", {}).get("p50")
+        y_ci = y_ci_of(v) if y_ci_of else None
+        if x_ci or y_ci:
+            ax.errorbar(x, y, xerr=[[x - x_ci[0]], [x_ci[1] - x]] if x_ci else None,
+                        yerr=[[y - y_ci[0]], [y_ci[1] - y]] if y_ci else None, color=color_of(v), alpha=0.5,
+                        capsize=3, linewidth=1, zorder=2)
         # names alternately above and below, so that neighbours do not overlap
         ax.annotate(v["name"], (x, y), textcoords="offset points", xytext=(5, 7 if k % 2 == 0 else -13), fontsize=8)
     ax.set_xscale("log")

@@ -72,8 +72,30 @@ class TemperatureScaled(torch.nn.Module):
 
 
 def calibrated(model: torch.nn.Module, spec) -> torch.nn.Module:
-    """``model`` as the spec says its files behave: scaled by ``spec.temperature`` when it is not 1."""
-    return model if spec.temperature == 1.0 else TemperatureScaled(model, spec.temperature).eval()
+    """``model`` as the spec says its files behave: logits divided by ``spec.temperature`` when it is not 1.
+
+    Where the logits come straight from a final Linear layer (every zoo model), its weights and bias are divided
+    instead, on a copy: the files then hold no extra node, cost nothing at run time and quantise as before.
+    Otherwise the model is wrapped in :class:`TemperatureScaled`. Either way the result is checked against the
+    model's own logits over T on a random batch."""
+    import copy
+
+    if spec.temperature == 1.0:
+        return model
+    t = spec.temperature
+    x = torch.randn(4, *spec.input_shape) if spec.dtype == "float32" else None
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if linears and x is not None:
+        folded = copy.deepcopy(model).eval()
+        last = [m for m in folded.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.div_(t)
+            if last.bias is not None:
+                last.bias.div_(t)
+            want = model.eval()(x) / t
+            if torch.allclose(folded(x), want, rtol=1e-4, atol=1e-5):
+                return folded
+    return TemperatureScaled(model, t).eval()
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint"):
