@@ -264,7 +264,7 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
 
 def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
     """Fit the temperature on the validation split (never the test split); 1.0 with --no-calibrate."""
-    from edgecv.calibration import before_after, fit_temperature
+    from edgecv.calibration import at_bound, before_after, fit_temperature
 
     if not s.cfg.calibrate or len(s.data.val) == 0:
         return 1.0, {"temperature": 1.0, "fitted_on": None}
@@ -274,7 +274,12 @@ def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
     reporter.note(f"temperature {temperature:.3f} fitted on {len(y)} validation images: NLL "
                   f"{val['before']['nll']:.4f} -> {val['after']['nll']:.4f}, ECE {val['before']['ece']:.4f} -> "
                   f"{val['after']['ece']:.4f}")
-    return temperature, {"temperature": temperature, "fitted_on": "val", "val_images": int(len(y)), "val": val}
+    bound = at_bound(temperature)
+    if bound:
+        reporter.note(f"the temperature stopped at its bound: the validation split has {int((logits.argmax(1) != y).sum())}"
+                      " mistakes, too few to place it; scores may still be over- or under-confident")
+    return temperature, {"temperature": temperature, "fitted_on": "val", "val_images": int(len(y)), "val": val,
+                         "at_bound": bound}
 
 
 def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
