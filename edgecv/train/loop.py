@@ -276,8 +276,9 @@ def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
                   f"{val['after']['ece']:.4f}")
     bound = at_bound(temperature)
     if bound:
-        reporter.note(f"the temperature stopped at its bound: the validation split has {int((logits.argmax(1) != y).sum())}"
-                      " mistakes, too few to place it; scores may still be over- or under-confident")
+        mistakes = int((logits.argmax(1) != y).sum())
+        reporter.note(f"the temperature stopped at its bound: the validation split has {mistakes} mistakes, too few "
+                      "to place it; scores may still be over- or under-confident")
     return temperature, {"temperature": temperature, "fitted_on": "val", "val_images": int(len(y)), "val": val,
                          "at_bound": bound}
 
