@@ -317,10 +317,8 @@ def _memory(s: _Subject, options: RuntimeOptions, opts: BenchOptions, report: Be
 
 def _accuracy_rows(rows: list[VariantResult], right: dict[str, np.ndarray], ref: VariantResult | None,
                    probs: dict[str, np.ndarray]) -> None:
-    """Each variant's accuracy interval, and its agreement and paired test against the reference."""
+    """Each variant's agreement with the reference and McNemar's test against it on the same images."""
     for r in rows:
-        n = len(right[r.name])
-        r.metrics["accuracy_ci"] = list(stats.accuracy_interval(int(right[r.name].sum()), n))
         if ref is not None and probs[r.name].shape == probs[ref.name].shape:
             r.metrics.update(agreement(probs[r.name], probs[ref.name]))
             r.metrics["paired"] = stats.mcnemar(right[r.name], right[ref.name])
@@ -356,8 +354,8 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         rows.append(VariantResult(
             name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
             size_bytes=path.stat().st_size, latency_ms={}, throughput={},
-            metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
-                     "loss": metrics["loss"], "top5_accuracy": metrics["top5_accuracy"], "agreement": None,
+            metrics={"accuracy": metrics["accuracy"], "accuracy_ci": metrics["accuracy_ci"],
+                     "macro_f1": metrics["macro_f1"], "ece": metrics["ece"], "loss": metrics["loss"], "top5_accuracy": metrics["top5_accuracy"], "agreement": None,
                      "max_prob_diff": None, "num_samples": metrics["num_samples"], "split": split.split,
                      "data": split.name}))
     if opts.isolate:

@@ -83,8 +83,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def classification_metrics(
     y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]
 ) -> dict[str, Any]:
-    """Accuracy (and top-5 with 5+ classes), loss, macro and weighted scores, per-class precision/recall/
-    F1/support and one-vs-all accuracy, the confusion matrix, and calibration (see :func:`calibration`).
+    """Accuracy with its 95% Wilson interval (and top-5 with 5+ classes), loss, macro and weighted scores,
+    per-class precision/recall/F1/support and one-vs-all accuracy, the confusion matrix, and calibration (see :func:`calibration`).
 
     ``probs`` are class probabilities (rows sum to 1); ``labels`` name the classes in index order.
     """
@@ -104,8 +104,11 @@ def classification_metrics(
     n = len(y)
     one_vs_all = [(n - cm[i, :].sum() - cm[:, i].sum() + 2 * cm[i, i]) / n for i in idx]  # (TP + TN) / N
     top5 = float(skm.top_k_accuracy_score(y, probs, k=5, labels=idx)) if k >= 5 else None
+    from edgecv.stats import accuracy_interval
+
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
+        "accuracy_ci": list(accuracy_interval(int((pred == y).sum()), n)),
         "top5_accuracy": top5,
         "loss": nll_loss(y, probs),
         "macro_precision": macro["precision"],

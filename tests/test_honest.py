@@ -124,6 +124,14 @@ def test_bench_reports_isolated_memory_cold_start_and_intervals_through_the_cli(
     assert "95% CI" in proc.stdout and "interleaved rounds" in proc.stdout and "fresh process" in proc.stdout
 
 
+def test_the_memory_probe_names_a_missing_provider_and_measures_no_device_memory_on_the_cpu(lenet):
+    run, _ = lenet
+    with pytest.raises(RuntimeError, match="no cuda provider"):
+        measure_isolated(run / "model.onnx", {"provider": "cuda"}, (1, 32, 32), "float32", 1, 8)
+    cpu = measure_isolated(run / "model.onnx", {"provider": "cpu"}, (1, 32, 32), "float32", 1, 8)
+    assert cpu["provider"] == "cpu" and cpu["device_bytes"] is None and cpu["big_batch"] == 8
+
+
 def test_bad_timing_options_are_one_line_errors(lenet):
     run, _ = lenet
     for args, fragment in ((("--rounds", "1"), "--rounds"), (("--min-speedup", "0.5"), "--min-speedup")):

@@ -57,6 +57,7 @@ def test_eval_gives_the_same_suite_for_every_variant(full_run, tmp_path):
         # independent check: the confusion matrix's diagonal is the accuracy
         assert m["accuracy"] == pytest.approx(np.trace(m["confusion_matrix"]) / len(y))
         assert 0 <= m["ece"] <= 1 and m["top5_accuracy"] >= m["accuracy"]
+        assert m["accuracy_ci"][0] <= m["accuracy"] <= m["accuracy_ci"][1] and "95% CI" in proc.stdout
         assert len(m["reliability"]) == 15 and sum(b["count"] for b in m["reliability"]) == len(y)
     # the eager model and its ONNX export score the same on the same split
     torch_m = json.loads((tmp_path / "best.pt.json").read_text())["metrics"]

@@ -66,6 +66,13 @@ def test_a_rerun_skips_current_stages_and_a_stale_input_redoes_only_what_follows
     partly = _stages(run_cli(*args, check=True).stdout)
     assert [k for k, v in partly.items() if v == "current, skipped"] == ["train", "export"]
     assert (run / "report.html").stat().st_mtime_ns > before
+    # a bench.json from before intervals and isolated memory (schema 1) is stale: bench and report run again
+    old = json.loads((run / "bench.json").read_text())
+    old.pop("schema")
+    (run / "bench.json").write_text(json.dumps(old))
+    rebenched = _stages(run_cli(*args, check=True).stdout)
+    assert [k for k, v in rebenched.items() if v != "current, skipped"] == ["bench", "report"]
+    assert json.loads((run / "bench.json").read_text())["schema"] == 2
 
 
 def test_force_redoes_every_stage(tmp_path):
@@ -83,6 +90,8 @@ def test_force_redoes_every_stage(tmp_path):
 def test_pipeline_and_report_refuse_bad_input_in_one_line(piped, tmp_path):
     run, _ = piped
     assert_user_error(run_cli("pipeline", "--model", "cnn", "--out", run), "holds a different run", "--force")
+    assert_user_error(run_cli("pipeline", "--model", "lenet5", "--epochs", "2", "--no-calibrate", "--out", run),
+                      "calibrate", "--force")
     (tmp_path / "file").write_text("x")
     assert_user_error(run_cli("pipeline", "--out", tmp_path / "file"), "is a file")
     assert_user_error(run_cli("pipeline", "--epochs", "0", "--out", tmp_path / "r"), "--epochs")

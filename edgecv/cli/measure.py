@@ -43,7 +43,8 @@ def print_eval(result) -> None:
                           f"{escape(result.data)} {result.split}, {m['num_samples']} images")
     overall.add_column("metric")
     overall.add_column("value", justify="right")
-    rows = [("accuracy", f"{m['accuracy']:.2%}"),
+    ci = m.get("accuracy_ci")
+    rows = [("accuracy", f"{m['accuracy']:.2%}" + (f" (95% CI {ci[0]:.2%}-{ci[1]:.2%})" if ci else "")),
             ("top-5 accuracy", f"{m['top5_accuracy']:.2%}" if m["top5_accuracy"] is not None else "-"),
             ("loss (NLL)", f"{m['loss']:.4f}"),
             ("macro precision / recall / F1",
