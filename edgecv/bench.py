@@ -355,8 +355,8 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
             name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
             size_bytes=path.stat().st_size, latency_ms={}, throughput={},
             metrics={"accuracy": metrics["accuracy"], "accuracy_ci": metrics["accuracy_ci"],
-                     "macro_f1": metrics["macro_f1"], "ece": metrics["ece"], "loss": metrics["loss"], "top5_accuracy": metrics["top5_accuracy"], "agreement": None,
-                     "max_prob_diff": None, "num_samples": metrics["num_samples"], "split": split.split,
+                     "macro_f1": metrics["macro_f1"], "ece": metrics["ece"], "loss": metrics["loss"],
+                     "top5_accuracy": metrics["top5_accuracy"], "agreement": None, "max_prob_diff": None, "num_samples": metrics["num_samples"], "split": split.split,
                      "data": split.name}))
     if opts.isolate:
         for s, row in zip(subjects, rows, strict=True):

@@ -84,7 +84,8 @@ def classification_metrics(
     y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]
 ) -> dict[str, Any]:
     """Accuracy with its 95% Wilson interval (and top-5 with 5+ classes), loss, macro and weighted scores,
-    per-class precision/recall/F1/support and one-vs-all accuracy, the confusion matrix, and calibration (see :func:`calibration`).
+    per-class precision/recall/F1/support and one-vs-all accuracy, the confusion matrix, and calibration
+    (see :func:`calibration`).
 
     ``probs`` are class probabilities (rows sum to 1); ``labels`` name the classes in index order.
     """
