@@ -356,8 +356,8 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
             size_bytes=path.stat().st_size, latency_ms={}, throughput={},
             metrics={"accuracy": metrics["accuracy"], "accuracy_ci": metrics["accuracy_ci"],
                      "macro_f1": metrics["macro_f1"], "ece": metrics["ece"], "loss": metrics["loss"],
-                     "top5_accuracy": metrics["top5_accuracy"], "agreement": None, "max_prob_diff": None, "num_samples": metrics["num_samples"], "split": split.split,
-                     "data": split.name}))
+                     "top5_accuracy": metrics["top5_accuracy"], "agreement": None, "max_prob_diff": None,
+                     "num_samples": metrics["num_samples"], "split": split.split, "data": split.name}))
     if opts.isolate:
         for s, row in zip(subjects, rows, strict=True):
             progress(f"{row.name}: memory and cold start in a process of its own")
