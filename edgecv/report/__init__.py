@@ -177,6 +177,7 @@ def _training(run: dict[str, Any]) -> Section:
 
 def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
     from edgecv.bench import paired_text, with_interval
+    from edgecv.cli.common import fmt_bytes  # the same units as the bench table in the terminal
     from edgecv.report import figures
 
     bench = run["bench"]
@@ -186,11 +187,11 @@ def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
     for v in variants:
         m, lat, mem, cold = v["metrics"], v["latency_ms"], v.get("memory") or {}, v.get("cold_start_ms")
         acc_ci = [100 * c for c in m["accuracy_ci"]] if m.get("accuracy_ci") else None
-        rows.append([v["name"] + (" *" if v["pareto"] else ""), f"{v['size_bytes'] / 1024:,.1f} KB",
+        rows.append([v["name"] + (" *" if v["pareto"] else ""), fmt_bytes(v["size_bytes"]),
                      with_interval(lat["p50"], v.get("latency_ci_ms", {}).get("p50")) if "p50" in lat else "-",
                      f"{lat['p99']:.3f}" if "p99" in lat else "-",
                      *(f"{v['throughput'].get(str(b), float('nan')):,.0f}" for b in sizes),
-                     f"{mem['model_bytes'] / 2**20:,.1f} MB" if mem.get("model_bytes") else "-",
+                     fmt_bytes(mem["model_bytes"]) if mem.get("model_bytes") else "-",
                      f"{cold['load']:.1f} + {cold['first_run']:.1f}" if cold else "-",
                      with_interval(100 * m["accuracy"], acc_ci, "{:.2f}") + " %",
                      "reference" if v["name"] == bench.get("reference") else paired_text(m),

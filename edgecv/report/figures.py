@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter  # noqa: E402
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"
 
@@ -88,7 +88,9 @@ def _against_latency(variants: list[dict[str, Any]], y_of, color_of, size: tuple
     ax.set_xscale("log")
     ax.margins(x=0.12)
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    # label the minor ticks at 2x and 5x a power of ten only, so that they never run into each other
+    ax.xaxis.set_minor_formatter(FuncFormatter(
+        lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
     ax.grid(alpha=0.3, which="both")
