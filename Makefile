@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/edgecv pipeline --data digits --model cnn-bn --out runs/demo
+	$(BIN)/edgecv pipeline --data digits --model quick --out runs/demo-study
 
 # the report's rendering test screenshots it with Debian's chromium
 chromium:

@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ class VariantResult:
     timed_calls: int = 0  # batch-1 calls behind the percentiles
     memory: dict[str, Any] | None = None  # from the variant's own process (see edgecv.memprobe)
     cold_start_ms: dict[str, float] | None = None  # load (session creation) and first_run (first inference)
+    session: str = ""  # one id per bench call: rows of one session were timed in the same rounds
 
 
 @dataclass
@@ -234,10 +236,13 @@ def environment(options: RuntimeOptions) -> dict[str, Any]:
 
 
 def speed(a: VariantResult, b: VariantResult) -> stats.SpeedRatio | None:
-    """How many times faster ``a`` is than ``b`` at batch 1, paired by round; None without batch-1 rounds."""
-    if not a.round_p50_ms or len(a.round_p50_ms) != len(b.round_p50_ms):
+    """How many times faster ``a`` is than ``b`` at batch 1: paired by round when both were timed in the same
+    bench session, unpaired otherwise (e.g. two models of a study); None without batch-1 rounds."""
+    if not a.round_p50_ms or not b.round_p50_ms:
         return None
-    return stats.speed_ratio(a.round_p50_ms, b.round_p50_ms)
+    if a.session and a.session == b.session and len(a.round_p50_ms) == len(b.round_p50_ms):
+        return stats.speed_ratio(a.round_p50_ms, b.round_p50_ms)
+    return stats.unpaired_speed_ratio(a.round_p50_ms, b.round_p50_ms)
 
 
 def faster(a: VariantResult, b: VariantResult, min_speedup: float = stats.MIN_SPEEDUP) -> bool:
@@ -246,16 +251,19 @@ def faster(a: VariantResult, b: VariantResult, min_speedup: float = stats.MIN_SP
     return ratio is not None and ratio.faster(min_speedup)
 
 
-def _pareto(rows: list[VariantResult], min_speedup: float) -> None:
-    """Mark the variants no other beats: none is at least as accurate and faster beyond noise, and none is
-    more accurate without being slower beyond noise. Variants without batch-1 timing are left off."""
+def pareto_front(rows: list[VariantResult], min_speedup: float = stats.MIN_SPEEDUP) -> list[bool]:
+    """For each row, whether no other beats it: none is at least as accurate and faster beyond noise, and none
+    is more accurate without being slower beyond noise. Rows without batch-1 timing are left off."""
     timed = [r for r in rows if r.round_p50_ms]
-    for r in rows:
-        acc = r.metrics["accuracy"]
-        r.pareto = r in timed and not any(
-            o is not r and ((o.metrics["accuracy"] >= acc and faster(o, r, min_speedup))
-                            or (o.metrics["accuracy"] > acc and not faster(r, o, min_speedup)))
-            for o in timed)
+    return [r in timed and not any(
+        o is not r and ((o.metrics["accuracy"] >= r.metrics["accuracy"] and faster(o, r, min_speedup))
+                        or (o.metrics["accuracy"] > r.metrics["accuracy"] and not faster(r, o, min_speedup)))
+        for o in timed) for r in rows]
+
+
+def _pareto(rows: list[VariantResult], min_speedup: float) -> None:
+    for r, on in zip(rows, pareto_front(rows, min_speedup), strict=True):
+        r.pareto = on
 
 
 def _recommend(report: BenchReport, ref: VariantResult | None, opts: BenchOptions) -> None:
@@ -331,6 +339,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     opts.validate()
     progress = progress or (lambda _msg: None)
     report = BenchReport(env={})
+    session = uuid.uuid4().hex[:12]
     files: list[Path] = []
     for m in map(Path, models):
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
@@ -353,7 +362,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         subjects.append(_Subject(loaded, split.raw))
         rows.append(VariantResult(
             name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
-            size_bytes=path.stat().st_size, latency_ms={}, throughput={},
+            size_bytes=path.stat().st_size, latency_ms={}, throughput={}, session=session,
             metrics={"accuracy": metrics["accuracy"], "accuracy_ci": metrics["accuracy_ci"],
                      "macro_f1": metrics["macro_f1"], "ece": metrics["ece"], "loss": metrics["loss"],
                      "top5_accuracy": metrics["top5_accuracy"], "agreement": None, "max_prob_diff": None,

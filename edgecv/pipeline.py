@@ -34,6 +34,7 @@ class PipelineOptions:
     data_root: str | None = None
     download: bool = False
     calibrate: bool = True  # temperature scaling on the validation split after training
+    isolate: bool = True  # bench measures memory and cold start in a fresh process per variant
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
@@ -192,8 +193,8 @@ def _bench(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
     from edgecv.fsutil import write_json
     from edgecv.runtimes import RuntimeOptions
 
-    report = bench([run_dir], RuntimeOptions(provider=opts.provider), BenchOptions(seconds=opts.seconds),
-                   data_root=opts.data_root)
+    report = bench([run_dir], RuntimeOptions(provider=opts.provider),
+                   BenchOptions(seconds=opts.seconds, isolate=opts.isolate), data_root=opts.data_root)
     write_json(run_dir / "bench.json", report.to_dict())
     result.bench = report
     return f"{len(report.variants)} variants; recommended: {report.recommended}"

@@ -74,6 +74,22 @@ def speed_ratio(a_rounds: Sequence[float], b_rounds: Sequence[float], n_boot: in
     return SpeedRatio(float(np.exp(est)), float(np.exp(min(lo, est))), float(np.exp(max(hi, est))))
 
 
+def unpaired_speed_ratio(a_rounds: Sequence[float], b_rounds: Sequence[float], n_boot: int = BOOTSTRAP,
+                         seed: int = 0) -> SpeedRatio:
+    """The speed ratio of two variants timed in different sessions (no shared rounds to pair): the geometric
+    mean of b's round medians over a's, with each side's rounds resampled independently. Wider than the
+    paired interval, as it should be: drift between the sessions is not cancelled."""
+    la, lb = np.log(np.asarray(a_rounds, np.float64)), np.log(np.asarray(b_rounds, np.float64))
+    if la.ndim != 1 or lb.ndim != 1 or not len(la) or not len(lb):
+        raise ValueError("need per-round times for both variants")
+    rng = np.random.default_rng(seed)
+    diffs = (lb[rng.integers(0, len(lb), (n_boot, len(lb)))].mean(axis=1)
+             - la[rng.integers(0, len(la), (n_boot, len(la)))].mean(axis=1))
+    lo, hi = np.percentile(diffs, _tails())
+    est = lb.mean() - la.mean()
+    return SpeedRatio(float(np.exp(est)), float(np.exp(min(lo, est))), float(np.exp(max(hi, est))))
+
+
 def accuracy_interval(correct: int, total: int) -> tuple[float, float]:
     """95% Wilson score interval of an accuracy of ``correct`` out of ``total`` images."""
     from scipy.stats import binomtest

@@ -15,11 +15,16 @@ from edgecv.errors import EdgecvError
 def pipeline_cmd(
     data: str = typer.Option("digits", "--data", "-d", help="Data set: digits, mnist, fashion-mnist, cifar10 or "
                                                             "folder:PATH."),
-    model: str = typer.Option("cnn-bn", "--model", "-m", help="Zoo model (edgecv models)."),
+    model: str = typer.Option("cnn-bn", "--model", "-m",
+                              help="A zoo model (edgecv models); several, comma-separated, make a study (e.g. "
+                                   "mlp,lenet5,cnn-bn), as does a study's name: quick, architectures, regularisation, "
+                                   "edge."),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Training epochs [default: the model's]."),
     provider: str = typer.Option("cpu", "--provider", help="ONNX Runtime provider for the benchmark: cpu | cuda | "
                                                            "tensorrt | openvino."),
-    out_dir: Path = typer.Option(None, "--out", "-o", help="Run directory [default: runs/MODEL-DATA]."),
+    out_dir: Path = typer.Option(None, "--out", "-o", help="Run directory, or a study's folder (one run folder per "
+                                                          "model inside) [default: runs/MODEL-DATA, "
+                                                          "runs/study-NAME-DATA]."),
     force: bool = typer.Option(False, "--force", help="Redo every stage, even those whose outputs are current."),
     seconds: float = typer.Option(0.5, "--seconds", help="Time per benchmark measurement."),
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
@@ -28,37 +33,60 @@ def pipeline_cmd(
                                    help="Fit a temperature on the validation split after training; the exported "
                                         "files apply it so scores read as probabilities. --no-calibrate keeps raw "
                                         "scores."),
+    isolate: bool = typer.Option(True, "--isolate/--no-isolate",
+                                 help="Bench memory and cold start in a fresh process per variant."),
+    max_latency_ms: float = typer.Option(None, "--max-latency-ms",
+                                         help="Constraint: batch-1 p50 at most this (its whole 95% interval)."),
+    max_size_mb: float = typer.Option(None, "--max-size-mb", help="Constraint: model file at most this many MB."),
+    min_accuracy: float = typer.Option(None, "--min-accuracy", help="Constraint: test accuracy at least this (%)."),
 ) -> None:
     """Train, export (ONNX and TorchScript), quantise (int8 static and dynamic, fp16), benchmark every
-    variant and write the report, all in one run directory.
+    variant and write the report, all in one run directory; for several models, a study that does so for each
+    (one run folder each) and compares them all in one table, one Pareto front and one report.
 
-    A stage whose outputs are newer than its inputs is skipped; --force redoes it. Ends with the bench table
-    and the report's path.
+    A stage whose outputs are newer than its inputs is skipped; --force redoes it, so a second run redoes
+    nothing, a model added to a study trains only that one, and an interrupted run resumes. Constraints pick the
+    best row that meets them, or say which comes closest. Ends with the table and the report's path.
 
-    Example: edgecv pipeline --data digits --model cnn-bn --out runs/demo
+    Examples: edgecv pipeline --data digits --model cnn-bn --out runs/demo;
+    edgecv pipeline --model mlp,lenet5,cnn-bn --max-latency-ms 0.1 --min-accuracy 99
     """
     reporter = StageReporter()
 
     def body() -> None:
         from edgecv.cli.measure import print_bench
+        from edgecv.cli.study import print_answer, print_study
         from edgecv.pipeline import STAGES, PipelineOptions, run_pipeline
+        from edgecv.study import Constraints, StudyOptions, answer, parse_models, run_study
 
         if epochs is not None and epochs < 1:
             raise EdgecvError(f"--epochs must be at least 1, got {epochs}")
-        opts = PipelineOptions(data=data, model=model, epochs=epochs, provider=provider, out=out_dir, force=force,
-                               seconds=seconds, data_root=str(data_root) if data_root else None, download=download,
-                               calibrate=calibrate)
+        name, models = parse_models(model)
+        constraints = Constraints(max_latency_ms, max_size_mb, min_accuracy)
+        constraints.validate()
+        common = dict(data=data, epochs=epochs, provider=provider, out=out_dir, force=force, seconds=seconds,
+                      data_root=str(data_root) if data_root else None, download=download, calibrate=calibrate,
+                      isolate=isolate)
         with StatusLine("") as status:
-            def on_stage(i: int, name: str, message: str) -> None:
-                line = f"[{i}/{len(STAGES)}] {name:<8} {message}"
-                if message == "running":
+            def show(line: str, running: bool) -> None:
+                if running:
                     status.update(line)
                 else:
                     out.print(escape(line), soft_wrap=True)
 
-            result = run_pipeline(opts, reporter, on_stage)
-        print_bench(result.bench)
-        out.print(f"[bold]report:[/] {escape(str(result.report))}", soft_wrap=True)
+            if name is None and len(models) == 1:
+                result = run_pipeline(PipelineOptions(model=models[0], **common), reporter,
+                                      lambda i, n, m: show(f"[{i}/{len(STAGES)}] {n:<8} {m}", m == "running"))
+            else:
+                study = run_study(StudyOptions(models=models, name=name, constraints=constraints, **common), reporter,
+                                  lambda model, i, n, m: show(f"{model:<12} " + (f"[{i}/{len(STAGES)}] " if i else "")
+                                                              + f"{n:<8} {m}", m == "running"))
+        if name is None and len(models) == 1:
+            print_bench(result.bench)
+            print_answer(answer([(models[0], v) for v in result.bench.variants], constraints))
+            out.print(f"[bold]report:[/] {escape(str(result.report))}", soft_wrap=True)
+            return
+        print_study(study)
 
     run_guarded(body, interrupt_hint=reporter.interrupt_hint)
 
@@ -80,7 +108,8 @@ class StageReporter(RichReporter):
 
 
 def report_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory with bench.json (edgecv pipeline makes one)."),
+    run_dir: Path = typer.Argument(..., help="A run directory with bench.json, or a study folder with study.json "
+                                             "(edgecv pipeline makes both)."),
     samples: int = typer.Option(24, "--samples", help="Random test images in the samples grid."),
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
 ) -> None:
@@ -88,17 +117,24 @@ def report_cmd(
     summary, training curves, variants and the accuracy-latency Pareto front, per-class changes, confusion
     matrices, calibration, sample predictions, Grad-CAM and feature maps, environment.
 
+    A study folder gets the study report: every model and format in one table and one Pareto front.
+
     Example: edgecv report runs/demo
     """
 
     def body() -> None:
         from edgecv.report import build_report
+        from edgecv.report.study import build_study_report
+        from edgecv.study import STUDY_FILE
 
         if samples < 1:
             raise EdgecvError(f"--samples must be at least 1, got {samples}")
         with StatusLine("writing the report") as status:
-            built = build_report(run_dir, data_root=str(data_root) if data_root else None, samples=samples,
-                                 progress=status.update)
+            if (run_dir / STUDY_FILE).is_file():
+                built = build_study_report(run_dir)
+            else:
+                built = build_report(run_dir, data_root=str(data_root) if data_root else None, samples=samples,
+                                     progress=status.update)
         out.print(f"[green]wrote[/] {escape(str(built.html))} and {escape(built.markdown.name)} "
                   f"({built.figures} figures in {escape(str(built.html.parent / 'plots'))})", soft_wrap=True)
 

@@ -390,11 +390,15 @@ def _environment(bench: dict[str, Any]) -> Section:
 
 def _write(run_dir: Path, run: dict[str, Any], sections: list[Section]) -> BuiltReport:
     cfg = run["config"]
-    title = f"edgecv report: {cfg['model']} on {cfg['data']}"
-    subtitle = f"Run directory {run_dir}. Every number below was measured on this run's files."
+    return write_pages(run_dir, f"edgecv report: {cfg['model']} on {cfg['data']}",
+                       f"Run directory {run_dir}. Every number below was measured on this run's files.", sections)
+
+
+def write_pages(folder: Path, title: str, subtitle: str, sections: list[Section]) -> BuiltReport:
+    """FOLDER/report.html, report.md and plots/*.png, each written atomically."""
     figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
     for fig in figures:
-        write_bytes(run_dir / "plots" / f"{fig.name}.png", fig.png)
-    write_text(run_dir / "report.md", to_markdown(title, subtitle, sections))
-    write_text(run_dir / "report.html", to_html(title, subtitle, sections))
-    return BuiltReport(run_dir / "report.html", run_dir / "report.md", len(figures), [s.id for s in sections])
+        write_bytes(folder / "plots" / f"{fig.name}.png", fig.png)
+    write_text(folder / "report.md", to_markdown(title, subtitle, sections))
+    write_text(folder / "report.html", to_html(title, subtitle, sections))
+    return BuiltReport(folder / "report.html", folder / "report.md", len(figures), [s.id for s in sections])

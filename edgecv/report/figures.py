@@ -70,9 +70,10 @@ def size_latency(variants: list[dict[str, Any]]):
     return fig
 
 
-def _against_latency(variants: list[dict[str, Any]], y_of, color_of, size: tuple[float, float], y_ci_of=None):
+def _against_latency(variants: list[dict[str, Any]], y_of, color_of, size: tuple[float, float], y_ci_of=None,
+                     label_of=None):
     """Each variant as a named point at its p50 latency (log scale) and ``y_of(variant)``, with the 95% interval
-    of the p50 (and of y, where ``y_ci_of`` gives one) as error bars."""
+    of the p50 (and of y, where ``y_ci_of`` gives one) as error bars; ``label_of`` may leave some unnamed."""
     fig, ax = plt.subplots(figsize=size)
     for k, v in enumerate(sorted(variants, key=lambda v: v["latency_ms"]["p50"])):
         x, y = v["latency_ms"]["p50"], y_of(v)
@@ -83,8 +84,9 @@ def _against_latency(variants: list[dict[str, Any]], y_of, color_of, size: tuple
             ax.errorbar(x, y, xerr=[[x - x_ci[0]], [x_ci[1] - x]] if x_ci else None,
                         yerr=[[y - y_ci[0]], [y_ci[1] - y]] if y_ci else None, color=color_of(v), alpha=0.5,
                         capsize=3, linewidth=1, zorder=2)
-        # names alternately above and below, so that neighbours do not overlap
-        ax.annotate(v["name"], (x, y), textcoords="offset points", xytext=(5, 7 if k % 2 == 0 else -13), fontsize=8)
+        label = label_of(v) if label_of else v["name"]
+        if label:  # names alternately above and below, so that neighbours do not overlap
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 7 if k % 2 == 0 else -13), fontsize=8)
     ax.set_xscale("log")
     ax.margins(x=0.12)
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))

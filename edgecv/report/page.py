@@ -43,10 +43,17 @@ class Figure:
 
 
 @dataclass
+class Links:
+    """A list of links to files beside the report (relative paths, never fetched by the page itself)."""
+
+    items: list[tuple[str, str]]  # (text, relative href)
+
+
+@dataclass
 class Section:
     id: str
     title: str
-    blocks: list[str | Table | Figure] = field(default_factory=list)  # a str is a paragraph
+    blocks: list[str | Table | Figure | Links] = field(default_factory=list)  # a str is a paragraph
 
 
 def to_html(title: str, subtitle: str, sections: list[Section]) -> str:
@@ -64,7 +71,10 @@ def to_html(title: str, subtitle: str, sections: list[Section]) -> str:
     return "\n".join(parts)
 
 
-def _html_block(block: str | Table | Figure) -> str:
+def _html_block(block: str | Table | Figure | Links) -> str:
+    if isinstance(block, Links):
+        items = "".join(f'<li><a href="{html.escape(href)}">{html.escape(text)}</a></li>' for text, href in block.items)
+        return f"<ul>{items}</ul>"
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")
         return (f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
@@ -90,7 +100,9 @@ def to_markdown(title: str, subtitle: str, sections: list[Section]) -> str:
     for s in sections:
         parts += [f"## {s.title}", ""]
         for block in s.blocks:
-            if isinstance(block, Figure):
+            if isinstance(block, Links):
+                parts += [*(f"- [{text}]({href})" for text, href in block.items), ""]
+            elif isinstance(block, Figure):
                 parts += [f"![{block.caption}](plots/{block.name}.png)", "", f"*{block.caption}*", ""]
             elif isinstance(block, Table):
                 parts.append("| " + " | ".join(block.headers) + " |")

@@ -1,0 +1,154 @@
+"""Studies through the real CLI on digits: several models, one run folder each, one table, one Pareto front,
+constraint answers, a report that renders offline, per-stage caching across models, a failing model that does
+not stop the others, an interrupted study that resumes, and bad names refused before any training."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import assert_user_error, cli_env, run_cli
+from PIL import Image
+from test_pipeline import _chromium
+
+from edgecv.bench import BenchReport, faster
+
+ARGS = ("--epochs", "1", "--seconds", "0.05")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """mlp and cnn-tiny on digits, one epoch each, with constraints every row can meet."""
+    folder = tmp_path_factory.mktemp("study") / "s"
+    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny", *ARGS, "--out", folder, "--max-latency-ms", "50",
+                   "--min-accuracy", "5", check=True)
+    return folder, proc.stdout
+
+
+def _rows(folder):
+    return json.loads((folder / "study-table.json").read_text())["rows"]
+
+
+def test_a_study_runs_every_model_in_its_own_folder_and_compares_them_in_one_table(study):
+    folder, stdout = study
+    record = json.loads((folder / "study.json").read_text())
+    assert [o["model"] for o in record["outcomes"]] == ["mlp", "cnn-tiny"] and all(o["ok"] for o in record["outcomes"])
+    for model in ("mlp", "cnn-tiny"):
+        for name in ("config.json", "checkpoints/best.pt", "model.onnx", "model.int8.onnx", "bench.json",
+                     "report.html"):
+            assert (folder / model / name).is_file(), (model, name)
+    rows = _rows(folder)
+    assert len(rows) == 12 and {r["model"] for r in rows} == {"mlp", "cnn-tiny"}
+    for model in ("mlp", "cnn-tiny"):  # the study's rows are each model's own bench rows
+        bench = json.loads((folder / model / "bench.json").read_text())
+        mine = sorted((r["name"], r["metrics"]["accuracy"], r["size_bytes"]) for r in rows if r["model"] == model)
+        assert mine == sorted((f"{model} {v['name']}", v["metrics"]["accuracy"], v["size_bytes"])
+                              for v in bench["variants"])
+        assert f"{model}" in stdout and "study: 2 models, 12 rows" in stdout
+    assert stdout.strip().splitlines()[-1] == f"report: {folder / 'report.html'}"
+
+
+def test_the_front_spans_every_model_and_follows_the_noise_rule(study):
+    folder, stdout = study
+    rows = _rows(folder)
+    variants = {r["name"]: BenchReport.from_dict({"env": {}, "variants": [r]}).variants[0] for r in rows}
+    front = {r["name"] for r in rows if r["front"]}
+    labels = {f"{r['model']}: {r['name'].removeprefix(r['model'] + ' ')}" for r in rows if r["front"]}
+    assert front and set(json.loads((folder / "study.json").read_text())["front"]) == labels
+    for name, v in variants.items():  # off the front <=> something beats it (as accurate and faster beyond noise,
+        beaten = any(  # or more accurate and not slower beyond noise)
+            o is not v and ((o.metrics["accuracy"] >= v.metrics["accuracy"] and faster(o, v))
+                            or (o.metrics["accuracy"] > v.metrics["accuracy"] and not faster(v, o)))
+            for o in variants.values())
+        assert (name in front) == (not beaten), name
+    assert "front:" in stdout
+
+
+def test_constraints_pick_the_best_row_or_name_the_closest(study):
+    folder, stdout = study
+    rows = _rows(folder)
+    meeting = [r for r in rows if r["latency_ci_ms"]["p50"][1] <= 50 and 100 * r["metrics"]["accuracy"] >= 5]
+    best_acc = max(r["metrics"]["accuracy"] for r in meeting)
+    answer = json.loads((folder / "study.json").read_text())["answer"]
+    assert answer["met"] and answer["constraints"] == "p50 <= 50 ms, accuracy >= 5%"
+    chosen = next(r for r in rows if f"{r['model']}: {r['name'].removeprefix(r['model'] + ' ')}" == answer["row"])
+    assert chosen["metrics"]["accuracy"] == best_acc and chosen["meets"]
+    assert f"{len(meeting)} of 12 rows meet" in answer["text"] and "answer: best under" in stdout
+    # a second run with impossible constraints redoes no stage and says which row comes closest
+    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny", *ARGS, "--out", folder, "--max-size-mb", "0.001",
+                   "--min-accuracy", "100", check=True)
+    assert proc.stdout.count("current, skipped") == 10
+    answer = json.loads((folder / "study.json").read_text())["answer"]
+    assert not answer["met"] and "size" in answer["misses"] and "no row meets" in proc.stdout
+    smallest = min(rows, key=lambda r: r["size_bytes"])
+    assert answer["row"] == f"{smallest['model']}: {smallest['name'].removeprefix(smallest['model'] + ' ')}"
+
+
+def test_the_study_report_has_every_figure_links_each_model_and_renders_offline(study, tmp_path):
+    folder, _ = study
+    for name in ("study_accuracy_latency", "study_size_latency", "study_throughput", "training_overlay",
+                 "f1_models", "reliability_models", "confusion_models"):
+        img = Image.open(io.BytesIO((folder / "plots" / f"{name}.png").read_bytes()))
+        assert img.format == "PNG" and len(set(np.asarray(img.convert("L")).ravel().tolist())) > 10, name
+    html = (folder / "report.html").read_text()
+    for model in ("mlp", "cnn-tiny"):
+        assert f'href="{model}/report.html"' in html
+    assert (folder / "report.md").read_text().count("](plots/") == 7
+    shot = tmp_path / "study.png"
+    assert _chromium(folder / "report.html", shot) == []
+    assert np.asarray(Image.open(shot).convert("L")).std() > 10
+
+
+def test_adding_a_model_trains_only_that_one_and_a_failing_model_does_not_stop_the_study(study):
+    folder, _ = study
+    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny,lenet5,vgg16-transfer", *ARGS, "--no-isolate", "--out",
+                   folder, check=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(("mlp ", "cnn-tiny ", "lenet5 "))]
+    assert all("current, skipped" in line for line in lines if not line.startswith("lenet5"))
+    assert sum("current, skipped" in line for line in lines if line.startswith("lenet5")) == 0
+    record = json.loads((folder / "study.json").read_text())
+    failed = next(o for o in record["outcomes"] if o["model"] == "vgg16-transfer")
+    assert not failed["ok"] and "--weights" in failed["error"]
+    assert "failed" in proc.stdout and "vgg16-transfer" in proc.stderr
+    assert {r["model"] for r in _rows(folder)} == {"mlp", "cnn-tiny", "lenet5"}
+
+
+def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
+    folder = tmp_path / "s"
+    args = [sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *ARGS, "--no-isolate", "--out",
+            str(folder)]
+    proc = subprocess.Popen(args, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (folder / "cnn-tiny" / "report.html").is_file():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the study finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (folder / "study.json").is_file()
+    again = run_cli("pipeline", "--model", "cnn-tiny,mlp", *ARGS, "--no-isolate", "--out", folder, check=True)
+    assert sum("current, skipped" in line for line in again.stdout.splitlines() if line.startswith("cnn-tiny")) == 5
+    assert all(o["ok"] for o in json.loads((folder / "study.json").read_text())["outcomes"])
+
+
+def test_unknown_or_repeated_names_are_refused_before_any_training(tmp_path):
+    out = tmp_path / "s"
+    assert_user_error(run_cli("pipeline", "--model", "mlp,nope", "--out", out), "'nope'", "models:", "studies:")
+    assert_user_error(run_cli("pipeline", "--model", "mlp,mlp", "--out", out), "more than once")
+    assert_user_error(run_cli("pipeline", "--model", "mlp,lenet5", "--min-accuracy", "120", "--out", out),
+                      "--min-accuracy")
+    assert not out.exists()
+
+
+def test_a_named_study_expands_to_its_models():
+    from edgecv.study import STUDIES, parse_models
+
+    assert parse_models("regularisation") == ("regularisation", ["cnn", "cnn-dropout", "cnn-bn"])
+    assert parse_models(" lenet5 , mlp ") == (None, ["lenet5", "mlp"])
+    assert set(STUDIES.get("quick")) == {"mlp", "lenet5", "cnn-bn"}
