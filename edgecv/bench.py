@@ -273,7 +273,8 @@ def _recommend(report: BenchReport, ref: VariantResult | None, opts: BenchOption
         return  # the reference has no batch-1 timing (a fixed batch size) to compare with
     drop_pp, k = opts.max_accuracy_drop, opts.min_speedup
     floor = ref.metrics["accuracy"] - drop_pp / 100 - 1e-12
-    ok = [r for r in report.variants if r is not ref and r.metrics["accuracy"] >= floor and faster(r, ref, k)]
+    ok = [r for r in report.variants if r is not ref and r.metrics["accuracy"] >= floor and faster(r, ref, k)
+          and fp16_pays(r)]
     if not ok:
         report.recommended = ref.name
         report.recommendation = (
@@ -295,6 +296,19 @@ def _recommend(report: BenchReport, ref: VariantResult | None, opts: BenchOption
         f"its accuracy: {ratio.ratio:.2f}x (95% interval {ratio.low:.2f}-{ratio.high:.2f}x), p50 "
         f"{best.latency_ms['p50']:.3f} ms vs {ref.latency_ms['p50']:.3f} ms, accuracy {best.metrics['accuracy']:.2%} "
         f"vs {ref.metrics['accuracy']:.2%}{why}")
+
+
+def fp16_pays(row: VariantResult) -> bool:
+    """fp16 can be a speed recommendation only on CUDA or on a CPU with native fp16 arithmetic; elsewhere ONNX
+    Runtime converts around each operator and fp16 only saves size (a timing win there is not to be relied on)."""
+    return row.precision != "fp16" or row.provider != "cpu" or host_cpu().native_fp16
+
+
+def _fp16_note(rows: list[VariantResult]) -> str | None:
+    if any(not fp16_pays(r) for r in rows):
+        return (f"fp16 only saves size here: this CPU ({host_cpu().describe()}) has no native fp16 arithmetic, so "
+                "fp16 is never recommended for speed on it")
+    return None
 
 
 def _load(path: Path, options: RuntimeOptions) -> Loaded:
@@ -389,6 +403,8 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     report.method = _method(rows, opts, report.env, files)
     _pareto(rows, opts.min_speedup)
     _recommend(report, ref, opts)
+    if note := _fp16_note(rows):
+        report.notes.append(note)
     rows.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))
     return report
 

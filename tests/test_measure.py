@@ -90,6 +90,12 @@ def test_bench_measures_every_variant_and_writes_the_documented_schema(full_run,
     assert any(v["pareto"] for v in variants)
     assert report["schema"] == 2 and report["method"]["split"] == "test"
     assert "recommended:" in proc.stdout and "Pareto" in proc.stdout
+    from edgecv.cpu import host_cpu
+
+    if not host_cpu().native_fp16:  # fp16 is no speed recommendation on such a CPU, and bench says why
+        assert report["recommended"] != "onnx fp16"
+        assert any(n.startswith("fp16 only saves size here") for n in report["notes"]) and "fp16 only saves" in \
+            proc.stderr
     assert next(v for v in variants if v["name"] == "onnx fp32")["metrics"]["agreement"] == 1.0
 
 
