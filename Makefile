@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/quantize_flavours.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/int8_limit.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
