@@ -300,6 +300,8 @@ def _temperature_blocks(calib: dict[str, Any] | None) -> list[Any]:
         "logits by T itself, so ONNX Runtime, TorchScript, the Predictor and every variant below return calibrated "
         "scores; predictions do not change. NLL and ECE of the trained torch model before and after:",
         Table(["split", "images", "NLL before -> after", "ECE before -> after"], rows),
+        *(["T stopped at its bound (1/4 or 4): the validation split has too few mistakes to place it, so the "
+           "scores may still be over- or under-confident."] if calib.get("at_bound") else []),
         Figure("reliability_temperature", figures.png(figures.reliability(curves)),
                "Test-split reliability of the raw scores and of the calibrated ones."),
     ]
