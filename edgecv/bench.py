@@ -304,6 +304,23 @@ def fp16_pays(row: VariantResult) -> bool:
     return row.precision != "fp16" or row.provider != "cpu" or host_cpu().native_fp16
 
 
+def _slower_notes(rows: list[VariantResult], ref: VariantResult | None, min_speedup: float) -> list[str]:
+    """A note for each quantised variant slower than the reference beyond noise at the largest batch size:
+    that quantisation does not pay for this model on this host, and the user should hear it."""
+    if ref is None:
+        return []
+    notes = []
+    for r in rows:
+        common = sorted(set(r.throughput_ci) & set(ref.throughput_ci), key=int)
+        if r is ref or r.precision == "fp32" or not common:
+            continue
+        b = common[-1]
+        if r.throughput_ci[b][1] * min_speedup < ref.throughput_ci[b][0]:
+            notes.append(f"{r.name} runs {r.throughput[b] / ref.throughput[b]:.2f}x as fast as {ref.name} at batch {b} "
+                         "here, slower beyond noise: that quantisation does not pay for this model on this CPU")
+    return notes
+
+
 def _fp16_note(rows: list[VariantResult]) -> str | None:
     if any(not fp16_pays(r) for r in rows):
         return (f"fp16 only saves size here: this CPU ({host_cpu().describe()}) has no native fp16 arithmetic, so "
@@ -403,6 +420,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     report.method = _method(rows, opts, report.env, files)
     _pareto(rows, opts.min_speedup)
     _recommend(report, ref, opts)
+    report.notes += _slower_notes(rows, ref, opts.min_speedup)
     if note := _fp16_note(rows):
         report.notes.append(note)
     rows.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))

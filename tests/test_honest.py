@@ -164,6 +164,24 @@ def test_mcnemar_figures_match_scipys_binomial_test(trained, lenet, tmp_path):
     assert lo < right_weak.mean() < hi and hi - lo < 0.11 and ref_row.metrics["accuracy"] == right_weak.sum() / n
 
 
+def test_a_quantisation_that_does_not_pay_is_said_by_quantize_and_bench(lenet, tmp_path):
+    from edgecv.quantize import QuantizeOptions, quantize
+
+    run, _ = lenet
+    src = tmp_path / "model.onnx"
+    shutil.copy(run / "model.onnx", src)
+    r = quantize(src, QuantizeOptions(methods=("int8-static",), calib_size=64)).results[0]
+    assert r.speed["batch"] == 64 and r.speed["vs_fp32"] > 0 and r.speed["fp32_images_per_s"] > 0
+    assert any("does not pay" in n for n in r.notes) == r.speed["slower_beyond_noise"]
+    recorded = json.loads((tmp_path / "quantize.json").read_text())["models"]["model.int8.onnx"]["speed"]
+    assert recorded["vs_fp32"] == pytest.approx(r.speed["vs_fp32"])
+    report = bench([src, tmp_path / "model.int8.onnx"], RuntimeOptions(threads=1), _opts(batch_sizes=(1, 64),
+                                                                                          seconds=0.5))
+    fp32, int8 = report.row("onnx fp32"), report.row("onnx int8")
+    slower = int8.throughput_ci["64"][1] * 1.05 < fp32.throughput_ci["64"][0]
+    assert slower == any(n.startswith("onnx int8 runs") and "does not pay" in n for n in report.notes)
+
+
 def test_mcnemar_by_hand():
     right = np.array([1, 1, 1, 1, 0, 0, 1, 1], bool)
     ref = np.array([1, 0, 0, 0, 0, 1, 1, 1], bool)
