@@ -122,7 +122,17 @@ def calibration_reader(input_name: str, x: np.ndarray, fixed_batch: int | None) 
 def int8_static(prepared: Path, out: Path, settings: Int8Settings, reader: ArrayReader, cache: Path,
                 exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
     """QDQ int8 with calibrated activation ranges. Where onnxruntime can cache calibration (1.26 and newer),
-    the ranges are computed once and kept in ``cache``, which makes the accuracy-aware search cheap."""
+    the ranges are computed once and kept in ``cache``, which makes the accuracy-aware search cheap.
+
+    The settings are the winners of levers measured as int8/fp32 speed ratios in one run (resnet, random
+    weights, 2-core AMD EPYC with AVX-512 VNNI, onnxruntime 1.32; host limit 3.74x, see
+    benchmarks/int8_limit.py): batch 1 / batch 64 with these defaults 1.60x / 2.49x; QOperator instead of QDQ
+    1.54x / 2.45x (no gain); per-tensor weights 1.63x / 2.47x (no gain, per-channel keeps accuracy); quantising
+    only Conv/Gemm/MatMul, leaving residual Adds in float, 1.36x / 2.00x (worse: each float Add costs a Q/DQ
+    pair); S8S8 with symmetric activations 0.50x / 0.76x (no VNNI path); skipping quant_pre_process 0.45x /
+    0.75x. On mobilenet-v2, leaving the 17 depthwise convolutions in float fell from 1.26x / 1.89x to 0.21x /
+    0.38x. With one intra-op thread for both files the batch-1 ratios rise (resnet 2.00x, vgg 2.56x,
+    mobilenet-v2 1.69x): small int8 convolutions gain less from a second thread than fp32 ones."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
