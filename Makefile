@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/quantize_flavours.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/int8_limit.py
+	$(BIN)/python benchmarks/fp32_floor.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
