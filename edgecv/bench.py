@@ -52,12 +52,16 @@ class BenchOptions:
     max_accuracy_drop: float = 1.0  # percentage points of accuracy against fp32 for the recommendation
     min_speedup: float = stats.MIN_SPEEDUP  # "faster" needs the 95% interval of the ratio at or above this
     isolate: bool = True  # memory and cold start in a fresh process per variant
+    latency: bool = True  # also time batch 1 for the latency percentiles when it is not in batch_sizes
+    min_calls: int = 3  # timed calls per variant and round, however long they take
 
     def validate(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise EdgecvError("--batch-sizes takes positive whole numbers, e.g. 1,8,64")
         if self.warmup < 0 or (self.iters is not None and self.iters < 1) or self.seconds <= 0:
             raise EdgecvError("--warmup must be >= 0, --iters >= 1 and --seconds > 0")
+        if self.min_calls < 1:
+            raise EdgecvError(f"at least one timed call per round is needed, got {self.min_calls}")
         if self.rounds < 2:
             raise EdgecvError(f"--rounds must be at least 2 (intervals resample rounds), got {self.rounds}")
         if self.max_accuracy_drop < 0:
@@ -163,7 +167,7 @@ def time_interleaved(subjects: list[_Subject], opts: BenchOptions, progress=None
     rng = np.random.default_rng(0)
     per_round_s = opts.seconds / opts.rounds
     per_round_iters = -(-opts.iters // opts.rounds) if opts.iters else None
-    for b in sorted(set(opts.batch_sizes) | {1}):
+    for b in sorted(set(opts.batch_sizes) | ({1} if opts.latency else set())):
         group = [s for s in subjects if s.runs(b)]
         prepared = {id(s): s.loaded.prepare(to_model_input(_batch(s.raw, b), s.loaded.spec)) for s in group}
         for s in group:
@@ -174,7 +178,7 @@ def time_interleaved(subjects: list[_Subject], opts: BenchOptions, progress=None
             progress(f"timing batch {b}: round {r + 1}/{opts.rounds}")
             for k in rng.permutation(len(group)):
                 s = group[k]
-                s.rounds[b].append(_timed(s.loaded, prepared[id(s)], per_round_iters, per_round_s))
+                s.rounds[b].append(_timed(s.loaded, prepared[id(s)], per_round_iters, per_round_s, opts.min_calls))
         del prepared
 
 

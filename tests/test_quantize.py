@@ -85,6 +85,9 @@ def test_every_zoo_model_quantises_with_every_method_and_runs_in_onnx_runtime(ex
         assert result.test_accuracy == pytest.approx(float((logits.argmax(1) == y).mean()))
         assert result.test_drop_pp == pytest.approx(100 * (report.source["test_accuracy"] - result.test_accuracy))
         assert result.size_bytes == path.stat().st_size < model.stat().st_size
+        # timed against fp32 on this host; a file slower beyond noise says so
+        assert result.speed["batch"] == 64 and result.speed["vs_fp32"] > 0
+        assert any("does not pay" in n for n in result.notes) == result.speed["slower_beyond_noise"]
         # the spec travels, with the file's own measured accuracy; the settings are recorded
         qspec = read_spec(path)
         assert (qspec.labels, qspec.input_shape, qspec.mean, qspec.arch) == \

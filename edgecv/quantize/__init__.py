@@ -322,7 +322,8 @@ def _speed_check(job: _Job, source: Path, results: list[MethodResult], seconds: 
     batch = job.fixed_batch or SPEED_BATCH
     loaded = [job.load(source)] + [job.load(Path(r.file)) for r in results]
     raw = np.random.default_rng(0).integers(0, 256, (batch, *job.spec.input_shape), dtype=np.uint8)  # speed only
-    timed = measure(loaded, raw, BenchOptions(batch_sizes=(batch,), warmup=3, seconds=seconds, rounds=6))
+    timed = measure(loaded, raw, BenchOptions(batch_sizes=(batch,), warmup=1, seconds=seconds, rounds=5,
+                                              latency=False, min_calls=1))
     key = str(batch)
     f_lo, f_hi = timed[0]["throughput_ci"][key]
     for r, t in zip(results, timed[1:], strict=True):
