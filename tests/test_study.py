@@ -137,6 +137,21 @@ def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
     assert all(o["ok"] for o in json.loads((folder / "study.json").read_text())["outcomes"])
 
 
+def test_ctrl_c_in_a_study_says_how_to_continue(tmp_path):
+    folder = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *ARGS,
+                             "--no-isolate", "--out", str(folder)], env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (folder / "cnn-tiny" / "config.json").is_file():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the study finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert "run the same edgecv pipeline command again to continue" in stderr
+
+
 def test_unknown_or_repeated_names_are_refused_before_any_training(tmp_path):
     out = tmp_path / "s"
     assert_user_error(run_cli("pipeline", "--model", "mlp,nope", "--out", out), "'nope'", "models:", "studies:")

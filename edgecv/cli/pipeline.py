@@ -106,6 +106,10 @@ class StageReporter(RichReporter):
         if self.progress is not None:
             self.progress.stop()
 
+    def interrupt_hint(self) -> str:
+        """Finished stages (and training epochs) are kept: the same command picks up where it stopped."""
+        return "; finished stages and epochs are kept: run the same edgecv pipeline command again to continue"
+
 
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory with bench.json, or a study folder with study.json "
