@@ -21,10 +21,11 @@ import onnxruntime as ort
 from inference import variants  # benchmarks/inference.py: fp32 and int8 files of a zoo model
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecv.bench import BenchOptions, measure
+from edgecv.bench import BenchOptions
 from edgecv.cpu import host_cpu
 from edgecv.runtimes import RuntimeOptions
 from edgecv.runtimes.ort import session_options
+from edgecv.timing import measure
 
 N = 1024
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from edgecv.metrics import agreement
 from edgecv.modeldata import data_source
 from edgecv.preprocess import to_model_input
 from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runtime_for
+from edgecv.timing import Subject, summarise_timing, time_interleaved
 
 VARIANT_FILES = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
                  "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt")
@@ -128,85 +128,6 @@ def variants_in(run_dir: Path) -> list[Path]:
     if not found:
         raise ModelError(f"{run_dir} holds no model files: run edgecv train, export and quantize first")
     return found
-
-
-def _timed(loaded: Loaded, prepared: Any, iters: int | None, seconds: float, least: int = 3) -> np.ndarray:
-    """Wall times in ns of ``iters`` calls, or of as many as fit in ``seconds`` (at least ``least``)."""
-    times = []
-    deadline = time.perf_counter_ns() + int(seconds * 1e9)
-    while (len(times) < iters) if iters else (time.perf_counter_ns() < deadline or len(times) < least):
-        t0 = time.perf_counter_ns()
-        loaded.run_prepared(prepared)
-        times.append(time.perf_counter_ns() - t0)
-    return np.asarray(times, dtype=np.float64)
-
-
-def _batch(images: np.ndarray, n: int) -> np.ndarray:
-    """``n`` images: the first test images, repeated if the split is smaller."""
-    reps = -(-n // len(images))
-    return np.concatenate([images] * reps)[:n] if reps > 1 else images[:n]
-
-
-@dataclass
-class _Subject:
-    """A loaded variant waiting to be timed, and what it was timed at."""
-
-    loaded: Loaded
-    raw: np.ndarray
-    rounds: dict[int, list[np.ndarray]] = field(default_factory=dict)  # batch size -> per-round call times (ns)
-    probe: dict[str, Any] | None = None  # memory and cold start from the variant's own process
-
-    def runs(self, b: int) -> bool:
-        return not self.loaded.fixed_batch or self.loaded.fixed_batch == b
-
-
-def time_interleaved(subjects: list[_Subject], opts: BenchOptions, progress=None) -> None:
-    """Time every subject at every batch size in ``opts.rounds`` interleaved rounds (shuffled order each
-    round), filling ``subject.rounds``."""
-    progress = progress or (lambda _msg: None)
-    rng = np.random.default_rng(0)
-    per_round_s = opts.seconds / opts.rounds
-    per_round_iters = -(-opts.iters // opts.rounds) if opts.iters else None
-    for b in sorted(set(opts.batch_sizes) | ({1} if opts.latency else set())):
-        group = [s for s in subjects if s.runs(b)]
-        prepared = {id(s): s.loaded.prepare(to_model_input(_batch(s.raw, b), s.loaded.spec)) for s in group}
-        for s in group:
-            for _ in range(opts.warmup):
-                s.loaded.run_prepared(prepared[id(s)])
-            s.rounds[b] = []
-        for r in range(opts.rounds):
-            progress(f"timing batch {b}: round {r + 1}/{opts.rounds}")
-            for k in rng.permutation(len(group)):
-                s = group[k]
-                s.rounds[b].append(_timed(s.loaded, prepared[id(s)], per_round_iters, per_round_s, opts.min_calls))
-        del prepared
-
-
-def summarise_timing(s: _Subject, batch_sizes: tuple[int, ...]) -> dict[str, Any]:
-    """Percentiles with intervals at batch 1, throughput per batch size, each round's median."""
-    out: dict[str, Any] = {"latency_ms": {}, "latency_ci_ms": {}, "throughput": {}, "throughput_ci": {},
-                           "round_p50_ms": [], "timed_calls": 0}
-    for b, rounds in sorted(s.rounds.items()):
-        ms = [r / 1e6 for r in rounds]
-        if b == 1:
-            ci = stats.percentile_intervals(ms)
-            out["latency_ms"] = {"mean": float(np.concatenate(ms).mean()), **{k: v[0] for k, v in ci.items()}}
-            out["latency_ci_ms"] = {k: [v[1], v[2]] for k, v in ci.items()}
-            out["round_p50_ms"] = [float(np.median(r)) for r in ms]
-            out["timed_calls"] = int(sum(len(r) for r in ms))
-        if b in batch_sizes:
-            p50 = stats.percentile_intervals(ms, (50,))["p50"]
-            out["throughput"][str(b)] = b / (p50[0] / 1e3)
-            out["throughput_ci"][str(b)] = [b / (p50[2] / 1e3), b / (p50[1] / 1e3)]
-    return out
-
-
-def measure(models: list[Loaded], raw: np.ndarray, opts: BenchOptions) -> list[dict[str, Any]]:
-    """Time loaded models against each other in interleaved rounds on inputs made from the same ``raw`` uint8
-    images; one :func:`summarise_timing` dict per model (for scripts in benchmarks/)."""
-    subjects = [_Subject(m, raw) for m in models]
-    time_interleaved(subjects, opts)
-    return [summarise_timing(s, opts.batch_sizes) for s in subjects]
 
 
 def with_interval(value: float, ci: list[float] | None, fmt: str = "{:.3f}") -> str:
@@ -342,20 +263,20 @@ def _load(path: Path, options: RuntimeOptions) -> Loaded:
         raise
 
 
-def _memory(s: _Subject, options: RuntimeOptions, opts: BenchOptions, report: BenchReport) -> None:
+def _memory(loaded: Loaded, options: RuntimeOptions, opts: BenchOptions,
+            report: BenchReport) -> dict[str, Any] | None:
     """Memory and cold start of one variant from a fresh process; a failed probe is a note, not an error."""
     from edgecv.memprobe import measure_isolated
 
-    loaded = s.loaded
     c, h, w = loaded.spec.input_shape
     shape = (h, w, c) if loaded.spec.layout == "NHWC" else (c, h, w)
     first = loaded.fixed_batch or 1
     big = loaded.fixed_batch or max(opts.batch_sizes)
     try:
-        s.probe = measure_isolated(loaded.file, asdict(options), shape, loaded.spec.dtype, first, big)
+        return measure_isolated(loaded.file, asdict(options), shape, loaded.spec.dtype, first, big)
     except RuntimeError as exc:
-        s.probe = None
         report.notes.append(str(exc))
+        return None
 
 
 def _accuracy_rows(rows: list[VariantResult], right: dict[str, np.ndarray], ref: VariantResult | None,
@@ -380,7 +301,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
     split: SplitData | None = None
     split_key = None
-    subjects: list[_Subject] = []
+    subjects: list[Subject] = []
     rows: list[VariantResult] = []
     probs_of: dict[str, np.ndarray] = {}
     right_of: dict[str, np.ndarray] = {}
@@ -394,7 +315,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         metrics, probs = score(loaded, replace(split, x=to_model_input(split.raw, loaded.spec)))
         name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), rows)
         probs_of[name], right_of[name] = probs, probs.argmax(1) == split.y
-        subjects.append(_Subject(loaded, split.raw))
+        subjects.append(Subject(loaded, split.raw))
         rows.append(VariantResult(
             name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
             size_bytes=path.stat().st_size, latency_ms={}, throughput={}, session=session,
@@ -405,11 +326,11 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     if opts.isolate:
         for s, row in zip(subjects, rows, strict=True):
             progress(f"{row.name}: memory and cold start in a process of its own")
-            _memory(s, options, opts, report)
-            if s.probe:
-                row.memory = {k: s.probe[k] for k in ("model_bytes", "baseline_bytes", "peak_bytes", "big_batch",
-                                                      "big_batch_bytes", "device_bytes")}
-                row.cold_start_ms = {"load": s.probe["load_ms"], "first_run": s.probe["first_run_ms"]}
+            probe = _memory(s.loaded, options, opts, report)
+            if probe:
+                row.memory = {k: probe[k] for k in ("model_bytes", "baseline_bytes", "peak_bytes", "big_batch",
+                                                    "big_batch_bytes", "device_bytes")}
+                row.cold_start_ms = {"load": probe["load_ms"], "first_run": probe["first_run_ms"]}
     time_interleaved(subjects, opts, progress)
     for s, row in zip(subjects, rows, strict=True):
         for k, v in summarise_timing(s, opts.batch_sizes).items():

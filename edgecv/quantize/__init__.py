@@ -317,7 +317,8 @@ SPEED_BATCH = 64
 def _speed_check(job: _Job, source: Path, results: list[MethodResult], seconds: float = 0.3) -> None:
     """Time each quantised file against the fp32 source at batch 64 in interleaved rounds on this host; a file
     slower beyond noise gets a note saying the method does not pay for this model on this CPU."""
-    from edgecv.bench import BenchOptions, measure
+    from edgecv.bench import BenchOptions
+    from edgecv.timing import measure
 
     batch = job.fixed_batch or SPEED_BATCH
     loaded = [job.load(source)] + [job.load(Path(r.file)) for r in results]
