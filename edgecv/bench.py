@@ -240,7 +240,7 @@ def _slower_notes(rows: list[VariantResult], ref: VariantResult | None, min_spee
         if r is ref or r.precision == "fp32" or not common:
             continue
         b = common[-1]
-        if r.throughput_ci[b][1] * min_speedup < ref.throughput_ci[b][0]:
+        if stats.below(r.throughput_ci[b], ref.throughput_ci[b], min_speedup):
             notes.append(f"{r.name} runs {r.throughput[b] / ref.throughput[b]:.2f}x as fast as {ref.name} at batch {b} "
                          "here, slower beyond noise: that quantisation does not pay for this model on this CPU")
     return notes

@@ -58,6 +58,12 @@ class SpeedRatio:
         return self.high <= 1 / min_speedup
 
 
+def below(interval: Sequence[float], other: Sequence[float], min_speedup: float = MIN_SPEEDUP) -> bool:
+    """The whole 95% ``interval`` lies below the whole ``other`` by at least ``min_speedup`` (e.g. a throughput
+    that is lower beyond noise)."""
+    return interval[1] * min_speedup < other[0]
+
+
 def speed_ratio(a_rounds: Sequence[float], b_rounds: Sequence[float], n_boot: int = BOOTSTRAP,
                 seed: int = 0) -> SpeedRatio:
     """The paired speed ratio of two variants timed in the same interleaved rounds, from each round's median

@@ -33,6 +33,7 @@ from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, metadata, quantizati
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, BudgetError, fit_budget
 from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data
+from edgecv.quantize.speed import check_speed
 from edgecv.runtimes import load_model
 from edgecv.spec import ModelSpec
 
@@ -106,7 +107,7 @@ class MethodResult:
     sensitivity: list[dict[str, Any]] = field(default_factory=list)  # nodes by logit error when quantised alone
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    speed: dict[str, Any] = field(default_factory=dict)  # images/s against fp32 at SPEED_BATCH, this host
+    speed: dict[str, Any] = field(default_factory=dict)  # images/s against fp32 at batch 64 on this host (speed.py)
 
 
 @dataclass
@@ -303,40 +304,12 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
             report.results.append(result)
     if report.results and options.speed_check:
         progress("timing every file against fp32 at batch 64")
-        _speed_check(job, path, report.results)
+        check_speed(job.load, job.spec.input_shape, job.fixed_batch, path, report.results)
     if report.results:
         _record(out_dir, report)
     if report.failures:
         raise QuantizeError("; ".join(f"{k}: {v}" for k, v in report.failures.items()), report)
     return report
-
-
-SPEED_BATCH = 64
-
-
-def _speed_check(job: _Job, source: Path, results: list[MethodResult], seconds: float = 0.3) -> None:
-    """Time each quantised file against the fp32 source at batch 64 in interleaved rounds on this host; a file
-    slower beyond noise gets a note saying the method does not pay for this model on this CPU."""
-    from edgecv.bench import BenchOptions
-    from edgecv.timing import measure
-
-    batch = job.fixed_batch or SPEED_BATCH
-    loaded = [job.load(source)] + [job.load(Path(r.file)) for r in results]
-    raw = np.random.default_rng(0).integers(0, 256, (batch, *job.spec.input_shape), dtype=np.uint8)  # speed only
-    timed = measure(loaded, raw, BenchOptions(batch_sizes=(batch,), warmup=1, seconds=seconds, rounds=5,
-                                              latency=False, min_calls=1))
-    key = str(batch)
-    f_lo, f_hi = timed[0]["throughput_ci"][key]
-    for r, t in zip(results, timed[1:], strict=True):
-        lo, hi = t["throughput_ci"][key]
-        ratio = t["throughput"][key] / timed[0]["throughput"][key]
-        slower = hi * 1.05 < f_lo
-        r.speed = {"batch": batch, "vs_fp32": ratio, "images_per_s": t["throughput"][key],
-                   "fp32_images_per_s": timed[0]["throughput"][key], "slower_beyond_noise": slower,
-                   "faster_beyond_noise": lo > f_hi * 1.05}
-        if slower:
-            r.notes.append(f"runs {ratio:.2f}x as fast as fp32 at batch {batch} on this CPU, slower beyond noise: "
-                           f"{r.method} does not pay for this model here; keep fp32 for speed")
 
 
 def _ort_version() -> str:

@@ -1,0 +1,39 @@
+"""Does a quantised file pay on this host? Each file timed against its fp32 source at batch 64 in interleaved
+rounds; one slower beyond noise gets a note saying the method does not pay for this model on this CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv import stats
+
+SPEED_BATCH = 64
+
+
+def check_speed(load: Callable[[Path], Any], input_shape: Sequence[int], fixed_batch: int | None, source: Path,
+                results: list[Any], seconds: float = 0.3) -> None:
+    """Fill each result's ``speed`` (images/s against fp32 at batch 64, or the model's fixed batch) and add the
+    note when the file is slower than fp32 beyond noise. ``load`` opens a model file with the job's spec."""
+    from edgecv.bench import BenchOptions
+    from edgecv.timing import measure
+
+    batch = fixed_batch or SPEED_BATCH
+    loaded = [load(source)] + [load(Path(r.file)) for r in results]
+    raw = np.random.default_rng(0).integers(0, 256, (batch, *input_shape), dtype=np.uint8)  # speed only
+    timed = measure(loaded, raw, BenchOptions(batch_sizes=(batch,), warmup=1, seconds=seconds, rounds=5,
+                                              latency=False, min_calls=1))
+    key = str(batch)
+    fp32 = timed[0]
+    for r, t in zip(results, timed[1:], strict=True):
+        ratio = t["throughput"][key] / fp32["throughput"][key]
+        slower = stats.below(t["throughput_ci"][key], fp32["throughput_ci"][key])
+        r.speed = {"batch": batch, "vs_fp32": ratio, "images_per_s": t["throughput"][key],
+                   "fp32_images_per_s": fp32["throughput"][key], "slower_beyond_noise": slower,
+                   "faster_beyond_noise": stats.below(fp32["throughput_ci"][key], t["throughput_ci"][key])}
+        if slower:
+            r.notes.append(f"runs {ratio:.2f}x as fast as fp32 at batch {batch} on this CPU, slower beyond noise: "
+                           f"{r.method} does not pay for this model here; keep fp32 for speed")
