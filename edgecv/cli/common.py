@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -78,6 +78,17 @@ def fmt_count(n: int) -> str:
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return str(n)
+
+
+def print_wide(table: Any, width: int) -> None:
+    """Print a rich table whole: a pipe or file gets at least ``width`` columns, not one squeezed to 80."""
+    saved = out.width
+    if not out.is_terminal:
+        out.width = max(saved, width)
+    try:
+        out.print(table)
+    finally:
+        out.width = saved
 
 
 def fmt_bytes(n: int) -> str:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import StatusLine, err, fmt_bytes, out, run_guarded
+from edgecv.cli.common import StatusLine, err, fmt_bytes, out, print_wide, run_guarded
 from edgecv.errors import EdgecvError
 from edgecv.fsutil import write_json
 
@@ -139,13 +139,7 @@ def print_bench(report) -> None:
                           "{:.1f}"),
             "reference" if v.name == report.reference else paired_text(m),
             f"{m['ece']:.4f}", f"{m['agreement']:.2%}" if m.get("agreement") is not None else "-")
-    saved = out.width
-    if not out.is_terminal:
-        out.width = max(saved, 200)  # a pipe or file gets the whole table, not one squeezed to 80 columns
-    try:
-        out.print(table)
-    finally:
-        out.width = saved
+    print_wide(table, 200)
     method = report.method
     lines = ["* on the Pareto front: no other variant is as accurate and faster beyond noise, or more accurate and "
              "not slower beyond noise"]

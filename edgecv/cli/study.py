@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import err, fmt_bytes, out
+from edgecv.cli.common import err, fmt_bytes, out, print_wide
 
 
 def print_answer(answer) -> None:
@@ -45,13 +45,7 @@ def print_study(result) -> None:
     for o in result.outcomes:
         if not o.ok:
             table.add_row(escape(o.model), escape(f"failed: {o.error}"), *[""] * (len(table.columns) - 2))
-    saved = out.width
-    if not out.is_terminal:
-        out.width = max(saved, 180)
-    try:
-        out.print(table)
-    finally:
-        out.width = saved
+    print_wide(table, 180)
     out.print("* on the Pareto front across every model and format (faster means beyond noise: the whole 95% "
               "interval of the speed ratio at or above 1.05x)", soft_wrap=True)
     out.print(f"[bold]front:[/] {escape(', '.join(result.front) or 'none')}", soft_wrap=True)
