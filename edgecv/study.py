@@ -48,6 +48,12 @@ def parse_models(text: str) -> tuple[str | None, list[str]]:
     return None, names
 
 
+def _worst_p50(row: Any) -> float | None:
+    """The top of a row's 95% p50 interval (its p50 where no interval was measured); None without batch 1."""
+    lat = row.latency_ms.get("p50")
+    return None if lat is None else (row.latency_ci_ms.get("p50") or [lat, lat])[1]
+
+
 @dataclass
 class Constraints:
     """What a deployment can afford; None: no limit."""
@@ -82,7 +88,7 @@ class Constraints:
         missed = {}
         lat = row.latency_ms.get("p50")
         if self.max_latency_ms is not None:
-            worst = (row.latency_ci_ms.get("p50") or [lat, lat])[1] if lat is not None else None
+            worst = _worst_p50(row)
             if worst is None or worst > self.max_latency_ms:
                 missed["latency"] = ("no batch-1 timing" if worst is None else
                                      f"p50 {lat:.3f} ms, interval up to {worst:.3f} ms > {self.max_latency_ms:g} ms")
@@ -96,9 +102,8 @@ class Constraints:
     def distance(self, row: Any) -> float:
         """How far ``row`` is from meeting every limit: the sum of its relative shortfalls."""
         total = 0.0
-        lat = row.latency_ms.get("p50")
         if self.max_latency_ms is not None:
-            worst = (row.latency_ci_ms.get("p50") or [lat, lat])[1] if lat is not None else None
+            worst = _worst_p50(row)
             total += 1e9 if worst is None else max(0.0, worst / self.max_latency_ms - 1)
         if self.max_size_mb is not None:
             total += max(0.0, row.size_bytes / (self.max_size_mb * 1e6) - 1)
@@ -118,7 +123,8 @@ class Answer:
     misses: dict[str, str] = field(default_factory=dict)
 
 
-def _label(model: str, row: Any) -> str:
+def row_label(model: str, row: Any) -> str:
+    """"model: variant", how a study names a row."""
     return f"{model}: {row.name}"
 
 
@@ -137,16 +143,16 @@ def answer(rows: list[tuple[str, Any]], constraints: Constraints) -> Answer | No
         model, row = min(best, key=lambda mr: (sum(faster(o, mr[1]) for _, o in best), mr[1].size_bytes,
                                                mr[1].latency_ms.get("p50", float("inf"))))
         ci = row.latency_ci_ms.get("p50")
-        text = (f"best under {wanted}: {_label(model, row)} ({Path(row.file).name}): accuracy "
+        text = (f"best under {wanted}: {row_label(model, row)} ({Path(row.file).name}): accuracy "
                 f"{row.metrics['accuracy']:.2%}, p50 {row.latency_ms['p50']:.3f} ms"
                 + (f" (95% interval {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
                 + f", {row.size_bytes / 1e6:.2f} MB; {len(ok)} of {len(rows)} rows meet the constraints")
-        return Answer(wanted, _label(model, row), True, text)
+        return Answer(wanted, row_label(model, row), True, text)
     model, row = min(rows, key=lambda mr: constraints.distance(mr[1]))
     misses = constraints.shortfalls(row)
-    text = (f"no row meets {wanted}; the closest is {_label(model, row)}, which misses "
+    text = (f"no row meets {wanted}; the closest is {row_label(model, row)}, which misses "
             + "; ".join(f"{k} ({v})" for k, v in misses.items()))
-    return Answer(wanted, _label(model, row), False, text, misses)
+    return Answer(wanted, row_label(model, row), False, text, misses)
 
 
 @dataclass
@@ -245,7 +251,7 @@ def run_study(opts: StudyOptions, reporter: Any = None,
         outcomes.append(ModelOutcome(model, run_dir, True, bench=result.bench, stages=result.stages))
     rows = study_rows(outcomes)
     front = study_front(rows)
-    result = StudyResult(study_dir, outcomes, [_label(m, r) for (m, r), on in zip(rows, front, strict=True) if on],
+    result = StudyResult(study_dir, outcomes, [row_label(m, r) for (m, r), on in zip(rows, front, strict=True) if on],
                          answer(rows, opts.constraints))
     _write_record(study_dir, opts, result)
     if not any(o.ok for o in outcomes):

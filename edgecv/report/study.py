@@ -51,7 +51,7 @@ def _read(study_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 def _rows(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One dict per model x format, as bench.json has them, plus the model, the study-wide front and whether the
     row meets the constraints."""
-    from edgecv.study import Constraints, study_front
+    from edgecv.study import Constraints, row_label, study_front
 
     pairs = [(m, v) for m, run in runs.items() for v in run["bench"].variants]
     front = study_front(pairs)
@@ -59,7 +59,7 @@ def _rows(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[dict[
     rows = []
     for (model, v), on in zip(pairs, front, strict=True):
         row = asdict(v)
-        row.update(model=model, front=on, name=f"{model} {v.name}",
+        row.update(model=model, front=on, name=f"{model} {v.name}", variant=v.name, label=row_label(model, v),
                    meets=(not constraints.shortfalls(v)) if constraints.any() else None)
         rows.append(row)
     return rows
@@ -141,19 +141,18 @@ def _table(rows: list[dict[str, Any]], record: dict[str, Any]) -> Section:
     for r in sorted(rows, key=lambda r: r["latency_ms"].get("p50", float("inf"))):
         m, lat = r["metrics"], r["latency_ms"]
         acc_ci = [100 * c for c in m["accuracy_ci"]] if m.get("accuracy_ci") else None
-        cells = [r["model"], r["name"].removeprefix(r["model"] + " ") + (" *" if r["front"] else ""),
+        cells = [r["model"], r["variant"] + (" *" if r["front"] else ""),
                  fmt_bytes(r["size_bytes"]),
                  with_interval(lat["p50"], r.get("latency_ci_ms", {}).get("p50")) if "p50" in lat else "-",
                  *(f"{r['throughput'][str(b)]:,.0f}" if str(b) in r["throughput"] else "-" for b in sizes),
                  fmt_bytes(r["memory"]["model_bytes"]) if (r.get("memory") or {}).get("model_bytes") else "-",
                  with_interval(100 * m["accuracy"], acc_ci, "{:.2f}") + " %",
-                 "reference" if r["name"].removeprefix(r["model"] + " ") == "onnx fp32" else paired_text(m),
+                 "reference" if r["variant"] == "onnx fp32" else paired_text(m),
                  f"{m['macro_f1']:.4f}", f"{m['ece']:.4f}"]
         if constrained:
             cells.append("yes" if r["meets"] else "no")
         out.append(cells)
-        classes.append(["best" if f"{r['model']}: {r['name'].removeprefix(r['model'] + ' ')}" == answer else ""]
-                       * len(cells))
+        classes.append(["best" if r["label"] == answer else ""] * len(cells))
     for o in record["outcomes"]:
         if not o["ok"]:
             out.append([o["model"], f"failed: {o['error']}", *[""] * (len(out[0]) - 2 if out else 0)])
