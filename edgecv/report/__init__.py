@@ -17,21 +17,13 @@ from typing import Any
 import numpy as np
 
 from edgecv.errors import EdgecvError
-from edgecv.fsutil import write_bytes, write_json, write_text
-from edgecv.report.page import Figure, Section, Table, to_html, to_markdown
+from edgecv.fsutil import write_json
+from edgecv.report.page import BuiltReport, Figure, Section, Table, write_pages
 
 REQUIRED = {"config.json": "edgecv train", "history.csv": "edgecv train", "metrics.json": "edgecv train",
             "bench.json": "edgecv bench RUN_DIR"}
 SECTIONS = ("summary", "training", "variants", "per-class", "confusion", "calibration", "samples",
             "explanations", "environment")
-
-
-@dataclass
-class BuiltReport:
-    html: Path
-    markdown: Path
-    figures: int
-    sections: list[str]
 
 
 @dataclass
@@ -394,13 +386,3 @@ def _write(run_dir: Path, run: dict[str, Any], sections: list[Section]) -> Built
     cfg = run["config"]
     return write_pages(run_dir, f"edgecv report: {cfg['model']} on {cfg['data']}",
                        f"Run directory {run_dir}. Every number below was measured on this run's files.", sections)
-
-
-def write_pages(folder: Path, title: str, subtitle: str, sections: list[Section]) -> BuiltReport:
-    """FOLDER/report.html, report.md and plots/*.png, each written atomically."""
-    figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
-    for fig in figures:
-        write_bytes(folder / "plots" / f"{fig.name}.png", fig.png)
-    write_text(folder / "report.md", to_markdown(title, subtitle, sections))
-    write_text(folder / "report.html", to_html(title, subtitle, sections))
-    return BuiltReport(folder / "report.html", folder / "report.md", len(figures), [s.id for s in sections])

@@ -1,11 +1,14 @@
-"""One report, two renderings: a self-contained HTML page (figures inline as base64 PNG, styles inline, no
-scripts and nothing fetched) and Markdown that links the same figures saved under plots/."""
+"""One report, two renderings, written side by side: a self-contained HTML page (figures inline as base64 PNG,
+styles inline, no scripts and nothing fetched) and Markdown that links the same figures saved under plots/."""
 
 from __future__ import annotations
 
 import base64
 import html
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecv.fsutil import write_bytes, write_text
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
@@ -114,3 +117,21 @@ def to_markdown(title: str, subtitle: str, sections: list[Section]) -> str:
             else:
                 parts += [block, ""]
     return "\n".join(parts)
+
+
+@dataclass
+class BuiltReport:
+    html: Path
+    markdown: Path
+    figures: int
+    sections: list[str]
+
+
+def write_pages(folder: Path, title: str, subtitle: str, sections: list[Section]) -> BuiltReport:
+    """FOLDER/report.html, report.md and plots/*.png, each written atomically."""
+    figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
+    for fig in figures:
+        write_bytes(folder / "plots" / f"{fig.name}.png", fig.png)
+    write_text(folder / "report.md", to_markdown(title, subtitle, sections))
+    write_text(folder / "report.html", to_html(title, subtitle, sections))
+    return BuiltReport(folder / "report.html", folder / "report.md", len(figures), [s.id for s in sections])

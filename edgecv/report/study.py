@@ -68,7 +68,7 @@ def _rows(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[dict[
 def build_study_report(study_dir: Path | str):
     """Write the study's report.html, report.md, plots/*.png and study-table.json."""
     from edgecv.report import study_figures as sf
-    from edgecv.report import write_pages
+    from edgecv.report.page import write_pages
 
     study_dir = Path(study_dir)
     record, runs = _read(study_dir)
