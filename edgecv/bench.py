@@ -34,6 +34,7 @@ from edgecv.modeldata import data_source
 from edgecv.preprocess import to_model_input
 from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runtime_for
 from edgecv.timing import Subject, summarise_timing, time_interleaved
+from edgecv.verdicts import fp16_note, pareto_front, recommend, slower_notes
 
 VARIANT_FILES = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
                  "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt")
@@ -160,97 +161,9 @@ def environment(options: RuntimeOptions) -> dict[str, Any]:
     }
 
 
-def speed(a: VariantResult, b: VariantResult) -> stats.SpeedRatio | None:
-    """How many times faster ``a`` is than ``b`` at batch 1: paired by round when both were timed in the same
-    bench session, unpaired otherwise (e.g. two models of a study); None without batch-1 rounds."""
-    if not a.round_p50_ms or not b.round_p50_ms:
-        return None
-    if a.session and a.session == b.session and len(a.round_p50_ms) == len(b.round_p50_ms):
-        return stats.speed_ratio(a.round_p50_ms, b.round_p50_ms)
-    return stats.unpaired_speed_ratio(a.round_p50_ms, b.round_p50_ms)
-
-
-def faster(a: VariantResult, b: VariantResult, min_speedup: float = stats.MIN_SPEEDUP) -> bool:
-    """``a`` is faster than ``b`` beyond noise (the whole 95% interval of the speed ratio >= min_speedup)."""
-    ratio = speed(a, b)
-    return ratio is not None and ratio.faster(min_speedup)
-
-
-def pareto_front(rows: list[VariantResult], min_speedup: float = stats.MIN_SPEEDUP) -> list[bool]:
-    """For each row, whether no other beats it: none is at least as accurate and faster beyond noise, and none
-    is more accurate without being slower beyond noise. Rows without batch-1 timing are left off."""
-    timed = [r for r in rows if r.round_p50_ms]
-    return [r in timed and not any(
-        o is not r and ((o.metrics["accuracy"] >= r.metrics["accuracy"] and faster(o, r, min_speedup))
-                        or (o.metrics["accuracy"] > r.metrics["accuracy"] and not faster(r, o, min_speedup)))
-        for o in timed) for r in rows]
-
-
 def _pareto(rows: list[VariantResult], min_speedup: float) -> None:
     for r, on in zip(rows, pareto_front(rows, min_speedup), strict=True):
         r.pareto = on
-
-
-def _recommend(report: BenchReport, ref: VariantResult | None, opts: BenchOptions) -> None:
-    """The fastest variant within the accuracy budget that is faster than the reference beyond noise; the
-    reference itself when none is. Among variants equally fast within noise, the more accurate, then smaller."""
-    if ref is None or not ref.round_p50_ms:
-        return  # the reference has no batch-1 timing (a fixed batch size) to compare with
-    drop_pp, k = opts.max_accuracy_drop, opts.min_speedup
-    floor = ref.metrics["accuracy"] - drop_pp / 100 - 1e-12
-    ok = [r for r in report.variants if r is not ref and r.metrics["accuracy"] >= floor and faster(r, ref, k)
-          and fp16_pays(r)]
-    if not ok:
-        report.recommended = ref.name
-        report.recommendation = (
-            f"keep {ref.name} ({Path(ref.file).name}): no variant within {drop_pp:g} pp of its accuracy is faster "
-            f"beyond noise (the 95% interval of the speed-up must reach {k:g}x)")
-        return
-    fastest = min(ok, key=lambda r: r.latency_ms["p50"])
-    tied = [r for r in ok if r is fastest or not faster(fastest, r, k)]
-    best = max(tied, key=lambda r: (r.metrics["accuracy"], -r.size_bytes))
-    ratio = speed(best, ref)
-    assert ratio is not None
-    why = ""
-    if len(tied) > 1:
-        others = ", ".join(r.name for r in tied if r is not best)
-        why = f"; as fast within noise as {others}, it is the more accurate or smaller"
-    report.recommended = best.name
-    report.recommendation = (
-        f"{best.name} ({Path(best.file).name}) is faster than {ref.name} beyond noise and within {drop_pp:g} pp of "
-        f"its accuracy: {ratio.ratio:.2f}x (95% interval {ratio.low:.2f}-{ratio.high:.2f}x), p50 "
-        f"{best.latency_ms['p50']:.3f} ms vs {ref.latency_ms['p50']:.3f} ms, accuracy {best.metrics['accuracy']:.2%} "
-        f"vs {ref.metrics['accuracy']:.2%}{why}")
-
-
-def fp16_pays(row: VariantResult) -> bool:
-    """fp16 can be a speed recommendation only on CUDA or on a CPU with native fp16 arithmetic; elsewhere ONNX
-    Runtime converts around each operator and fp16 only saves size (a timing win there is not to be relied on)."""
-    return row.precision != "fp16" or row.provider != "cpu" or host_cpu().native_fp16
-
-
-def _slower_notes(rows: list[VariantResult], ref: VariantResult | None, min_speedup: float) -> list[str]:
-    """A note for each quantised variant slower than the reference beyond noise at the largest batch size:
-    that quantisation does not pay for this model on this host, and the user should hear it."""
-    if ref is None:
-        return []
-    notes = []
-    for r in rows:
-        common = sorted(set(r.throughput_ci) & set(ref.throughput_ci), key=int)
-        if r is ref or r.precision == "fp32" or not common:
-            continue
-        b = common[-1]
-        if stats.below(r.throughput_ci[b], ref.throughput_ci[b], min_speedup):
-            notes.append(f"{r.name} runs {r.throughput[b] / ref.throughput[b]:.2f}x as fast as {ref.name} at batch {b} "
-                         "here, slower beyond noise: that quantisation does not pay for this model on this CPU")
-    return notes
-
-
-def _fp16_note(rows: list[VariantResult]) -> str | None:
-    if any(not fp16_pays(r) for r in rows):
-        return (f"fp16 only saves size here: this CPU ({host_cpu().describe()}) has no native fp16 arithmetic, so "
-                "fp16 is never recommended for speed on it")
-    return None
 
 
 def _load(path: Path, options: RuntimeOptions) -> Loaded:
@@ -344,9 +257,9 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     report.env = environment(options)  # after loading, so the torch version shows when torch ran
     report.method = _method(rows, opts, report.env, files)
     _pareto(rows, opts.min_speedup)
-    _recommend(report, ref, opts)
-    report.notes += _slower_notes(rows, ref, opts.min_speedup)
-    if note := _fp16_note(rows):
+    recommend(report, ref, opts.max_accuracy_drop, opts.min_speedup)
+    report.notes += slower_notes(rows, ref, opts.min_speedup)
+    if note := fp16_note(rows):
         report.notes.append(note)
     rows.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))
     return report

@@ -131,7 +131,7 @@ def row_label(model: str, row: Any) -> str:
 def answer(rows: list[tuple[str, Any]], constraints: Constraints) -> Answer | None:
     """The most accurate (model, row) pair that meets every constraint, the faster beyond noise among equally
     accurate ones, then the smaller; or, when none meets them all, the closest and what it misses."""
-    from edgecv.bench import faster
+    from edgecv.verdicts import faster
 
     if not constraints.any() or not rows:
         return None
@@ -269,7 +269,7 @@ def study_rows(outcomes: list[ModelOutcome]) -> list[tuple[str, Any]]:
 
 def study_front(rows: list[tuple[str, Any]]) -> list[bool]:
     """The Pareto front across every model and format, with the noise rule (unpaired between models)."""
-    from edgecv.bench import pareto_front
+    from edgecv.verdicts import pareto_front
 
     return pareto_front([r for _, r in rows], stats.MIN_SPEEDUP)
 

@@ -17,13 +17,14 @@ from scipy.stats import binomtest
 from torch import nn
 
 from edgecv import stats
-from edgecv.bench import BenchOptions, bench, faster, speed
+from edgecv.bench import BenchOptions, bench
 from edgecv.calibration import fit_temperature, nll, uncalibrated
 from edgecv.data import load_dataset
 from edgecv.evaluate import evaluate
 from edgecv.memprobe import measure_isolated
 from edgecv.metrics import softmax
 from edgecv.runtimes import RuntimeOptions, load_model
+from edgecv.verdicts import faster, speed
 
 MB = 2**20
 

@@ -18,7 +18,8 @@ from conftest import assert_user_error, cli_env, run_cli
 from PIL import Image
 from test_pipeline import _chromium
 
-from edgecv.bench import BenchReport, faster
+from edgecv.bench import BenchReport
+from edgecv.verdicts import faster
 
 ARGS = ("--epochs", "1", "--seconds", "0.05")
 
