@@ -163,11 +163,11 @@ class Predictor:
             order = np.argsort(-probs, kind="stable")[:k].tolist()
             topk = [(labels[i], float(probs[i])) for i in order]
         else:
-            top = max(logits)
-            exps = [math.exp(v - top) for v in logits]
-            total = sum(exps)
             order = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)[:k]
-            topk = [(labels[i], exps[i] / total) for i in order]
+            top, exp, total = logits[order[0]], math.exp, 0.0
+            for v in logits:
+                total += exp(v - top)
+            topk = [(labels[i], exp(logits[i] - top) / total) for i in order]
         return Prediction(topk[0][0], order[0], topk[0][1], topk)
 
 
@@ -186,15 +186,22 @@ class _Bound:
         self.binding = session.io_binding()
         self.binding.bind_ortvalue_input(session.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.x))
         self.binding.bind_ortvalue_output(session.get_outputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.y))
-        self.lookups = None  # NCHW float inputs: a lookup per channel, straight into the input
+        # NCHW float inputs: a lookup per channel, straight into the input. mode="wrap" spares numpy the
+        # buffered copy that mode="raise" makes of ``out``; a uint8 index never leaves a 256-entry table.
+        self.lookups = None
         if table is not None and self.spec.layout == "NCHW":
             self.lookups = [(row.take, plane) for row, plane in zip(table, self.x[0], strict=True)]
+        self.fill = self._fill_gray if self.lookups is not None and len(self.lookups) == 1 else self._fill
 
-    def fill(self, pixels: np.ndarray) -> None:
+    def _fill_gray(self, pixels: np.ndarray) -> None:
+        take, plane = self.lookups[0]
+        take(pixels[0], out=plane, mode="wrap")
+
+    def _fill(self, pixels: np.ndarray) -> None:
         """Write uint8 (C, H, W) pixels into the bound input, normalised as the spec says."""
         if self.lookups is not None:
             for (take, plane), channel in zip(self.lookups, pixels, strict=True):
-                take(channel, out=plane)
+                take(channel, out=plane, mode="wrap")
         else:
             normalise_into(pixels, self.spec, self.table, self.x)
 
