@@ -5,6 +5,11 @@ The host's limit is ONNX Runtime's own u8 x s8 GEMM against its fp32 GEMM: MatMu
 does not depend on them), the static int8 file (QDQ, the host's default flavour) against fp32 at batch 1 (p50
 latency) and at batch 64 (images/s), each also as a fraction of that limit.
 
+The last column is the ceiling ONNX Runtime's own convolution kernels set: from its profiler, at batch 64, the
+time of the fp32 model's Conv kernels over that of the int8 model's QLinearConv kernels, as a fraction of the
+limit. The other nodes (pooling, quantise, layout changes, residual adds) take about as long in int8 as in
+fp32 together, so a model lands near its convolutions' figure whatever the graph around them.
+
 Usage: python benchmarks/int8_limit.py [--models resnet,vgg,mobilenet-v2] [--seconds 1] [--threads N]
 """
 
@@ -20,6 +25,7 @@ import onnx
 import onnxruntime as ort
 from inference import variants  # benchmarks/inference.py: fp32 and int8 files of a zoo model
 from onnx import TensorProto, helper, numpy_helper
+from ort_profile import kernel_times, op_total
 
 from edgecv.bench import BenchOptions
 from edgecv.cpu import host_cpu
@@ -86,8 +92,9 @@ def main() -> None:
         print(f"{host_cpu().describe()}, onnxruntime {ort.__version__}, threads: {args.threads or 'default'}")
         print(f"host limit: u8 x s8 MatMulInteger {gops:.1f} GOP/s vs fp32 MatMul {gflops:.1f} GFLOP/s "
               f"(n={N}) = {limit:.2f}x")
-        print("| model | int8/fp32 b1 (p50) | of limit | int8/fp32 b64 (img/s) | of limit |")
-        print("|---|---:|---:|---:|---:|")
+        print("| model | int8/fp32 b1 (p50) | of limit | int8/fp32 b64 (img/s) | of limit | "
+              "conv kernels int8/fp32 b64 | of limit |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         opts = BenchOptions(batch_sizes=(1, 64), warmup=10, seconds=args.seconds)
         for name in args.models.split(","):
             _, fp32, int8 = variants(name, Path(tmp), options)
@@ -95,7 +102,11 @@ def main() -> None:
             f, i = measure([fp32, int8], raw, opts)  # interleaved rounds: drift hits both alike
             b1 = f["latency_ms"]["p50"] / i["latency_ms"]["p50"]
             b64 = i["throughput"]["64"] / f["throughput"]["64"]
-            print(f"| {name} | {b1:.2f}x | {b1 / limit:.0%} | {b64:.2f}x | {b64 / limit:.0%} |", flush=True)
+            x = ((raw.astype(np.float32) - 128) / 64)  # the kernels' speed does not depend on the values
+            conv = (op_total(kernel_times(fp32.file, x, 30, options), "Conv", "FusedConv")
+                    / op_total(kernel_times(int8.file, x, 30, options), "QLinearConv"))
+            print(f"| {name} | {b1:.2f}x | {b1 / limit:.0%} | {b64:.2f}x | {b64 / limit:.0%} | {conv:.2f}x | "
+                  f"{conv / limit:.0%} |", flush=True)
 
 
 if __name__ == "__main__":

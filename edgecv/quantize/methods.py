@@ -132,7 +132,18 @@ def int8_static(prepared: Path, out: Path, settings: Int8Settings, reader: Array
     pair); S8S8 with symmetric activations 0.50x / 0.76x (no VNNI path); skipping quant_pre_process 0.45x /
     0.75x. On mobilenet-v2, leaving the 17 depthwise convolutions in float fell from 1.26x / 1.89x to 0.21x /
     0.38x. With one intra-op thread for both files the batch-1 ratios rise (resnet 2.00x, vgg 2.56x,
-    mobilenet-v2 1.69x): small int8 convolutions gain less from a second thread than fp32 ones."""
+    mobilenet-v2 1.69x): small int8 convolutions gain less from a second thread than fp32 ones.
+
+    Per layer (ONNX Runtime's profiler, batch 64, same host and run): the int8 kernel of a convolution with one
+    input channel (the first layer of every grayscale preset) is 2-3x slower than its fp32 kernel, since it
+    misses the VNNI direct-convolution path (that needs input channels in multiples of 4). Leaving that one
+    layer in float still does not pay: the quantise step it then needs on its full-size output costs as much
+    (batch 1 / batch 64: resnet 1.64x / 2.02x -> 1.60x / 1.82x, mobilenet-v2 1.24x / 2.27x -> 1.25x / 2.31x,
+    vgg 2.17x / 2.57x -> 2.21x / 2.59x, lenet5 0.73x / 0.28x -> 0.82x / 0.33x, still slower than fp32). So no
+    layer is left in float for speed; where the whole file is slower, quantize says so (quantize/speed.py).
+    The remaining gap to the host's limit sits in the QLinearConv kernels themselves: their time against the
+    fp32 Conv kernels' reaches 56-62% of the limit on resnet, vgg and mobilenet-v2 (benchmarks/int8_limit.py),
+    and whole models land near that figure."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
