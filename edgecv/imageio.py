@@ -40,7 +40,8 @@ def open_image(source: Any, name: str = "image", max_pixels: int = MAX_PIXELS) -
             raise InvalidImageError(f"{name}: expected a path, bytes, a PIL image or a numpy array, "
                                     f"got {type(source).__name__}")
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings():  # Pillow's warnings on damaged files never reach the app
+                warnings.simplefilter("ignore")
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(handle)
         except FileNotFoundError:
@@ -89,18 +90,31 @@ def to_pixels(img: Image.Image, color: str, size: tuple[int, int], interpolation
               name: str = "image") -> np.ndarray:
     """Decode, orient, convert to ``color`` (L or RGB) and resize to ``size`` (H, W): uint8 (C, H, W)."""
     try:
-        if img.format and img.getexif().get(0x0112, 1) != 1:  # decoded files only; arrays have no EXIF
-            img = ImageOps.exif_transpose(img)
-        if img.mode in SIXTEEN_BIT:  # 16-bit and 32-bit gray: scale to 0..255 rather than clip at 255
-            arr = np.asarray(img, dtype=np.float64)
-            top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-            img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-        if img.mode != color:
-            img = img.convert(color)
-        h, w = size
-        if img.size != (w, h):
-            img = img.resize((w, h), RESAMPLE.get(interpolation, Image.Resampling.BILINEAR))
-        arr = np.asarray(img, dtype=np.uint8)
+        with warnings.catch_warnings():  # damage shows as an error below or as odd pixels, never a warning
+            warnings.simplefilter("ignore")
+            return _decode(img, color, size, interpolation, name)
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImageError(f"{name} cannot be decoded (truncated or corrupt?): {exc}") from None
+
+
+def _decode(img: Image.Image, color: str, size: tuple[int, int], interpolation: str, name: str) -> np.ndarray:
+    """Orient, bring to ``color`` and ``size``; Pillow decodes lazily, so damage surfaces here."""
+    if img.format and img.getexif().get(0x0112, 1) != 1:  # decoded files only; arrays have no EXIF
+        img = ImageOps.exif_transpose(img)
+    if img.mode in SIXTEEN_BIT:  # 16-bit and 32-bit gray: scale to 0..255 rather than clip at 255
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "La":  # premultiplied alpha: Pillow converts it only by way of LA
+        img = img.convert("LA")
+    if img.mode != color:
+        try:
+            img = img.convert(color)
+        except ValueError:
+            raise InvalidImageError(f"{name} is in Pillow mode {img.mode}, which Pillow cannot convert to "
+                                    f"{color}") from None
+    h, w = size
+    if img.size != (w, h):
+        img = img.resize((w, h), RESAMPLE.get(interpolation, Image.Resampling.BILINEAR))
+    arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

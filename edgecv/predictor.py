@@ -7,7 +7,6 @@ normalisation and layout. One ONNX Runtime session is shared by every call, and 
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from edgecv.preprocess import input_table, normalise, normalise_into
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for
 from edgecv.spec import COLORS, ModelSpec
 
-# an ONNX StringStringEntryProto with key "location": the path of a tensor's external data
-_LOCATION = re.compile(rb"\x0a\x08location\x12")
 _ORT_TYPES = {"float32": "float", "uint8": "uint8"}
 _NUMPY_FROM = 64  # classes from which softmax and top-k run in numpy rather than plain Python
 
@@ -37,32 +34,6 @@ class Prediction:
     index: int
     score: float
     topk: list[tuple[str, float]]
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while pos < len(data) and shift < 64:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            break
-        shift += 7
-    return value, pos
-
-
-def check_external_data(path: Path) -> None:
-    """Refuse an ONNX file whose external-data paths leave its own folder, before ONNX Runtime opens it
-    (read from the raw protobuf, so it needs no onnx package)."""
-    data = path.read_bytes()
-    folder = path.parent.resolve()
-    for match in _LOCATION.finditer(data):
-        length, start = _varint(data, match.end())
-        location = data[start:start + length].decode("utf-8", "replace")
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or not target.is_relative_to(folder):
-            raise ModelError(f"{path} refers to external data {location!r} outside its own folder; refusing to "
-                             "open it")
 
 
 class Predictor:
@@ -80,7 +51,6 @@ class Predictor:
         path = Path(model_path)
         if runtime_for(path) != "onnxruntime":
             raise ModelError(f"{path} is a torch file; the Predictor runs ONNX files (edgecv export --format onnx)")
-        check_external_data(path)
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         spec = _spec_from_kwargs(labels, mean, std, input_shape)

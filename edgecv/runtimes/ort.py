@@ -6,6 +6,7 @@ Torch-free and onnx-free: the spec and quantisation metadata are read through ON
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import numpy as np
 from edgecv.errors import EdgecvError, ModelError
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.spec import ModelSpec
+
+# an ONNX StringStringEntryProto with key "location": the path of a tensor's external data
+_LOCATION = re.compile(rb"\x0a\x08location\x12")
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -110,10 +114,38 @@ def _spec(meta: dict[str, str], path: Path, override: ModelSpec | None) -> Model
     return ModelSpec.from_json(text)
 
 
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while pos < len(data) and shift < 64:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+    return value, pos
+
+
+def check_external_data(path: Path) -> None:
+    """Refuse an ONNX file whose external-data paths leave its own folder (``..``, an absolute path, or a
+    symlink that points out), before ONNX Runtime opens it. Read from the raw protobuf, so it needs no onnx
+    package; a match inside unrelated bytes can only refuse, never admit, a file."""
+    data = path.read_bytes()
+    folder = path.parent.resolve()
+    for match in _LOCATION.finditer(data):
+        length, start = _varint(data, match.end())
+        location = data[start:start + length].decode("utf-8", "replace")
+        target = (folder / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise ModelError(f"{path} refers to external data {location!r} outside its own folder; refusing to "
+                             "open it")
+
+
 def load_onnx_session(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:
     """An ONNX Runtime session for ``path`` on the requested provider, checked, with its spec."""
     import onnxruntime as ort
 
+    check_external_data(path)
     chain = provider_chain(options)
     try:
         session = ort.InferenceSession(str(path), session_options(options), providers=chain)

@@ -1,0 +1,180 @@
+"""Hostile input: whatever bytes, arrays or Pillow images reach the Predictor, only edgecv's typed errors
+escape; model files that would escape their folder, run code or lie about their size are refused."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+from conftest import assert_user_error, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from edgecv import Predictor
+from edgecv.errors import EdgecvError, InvalidImageError, ModelError
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+          np.float16, np.float32, np.float64, np.complex64, np.object_]
+MODES = ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "LA", "PA", "RGBX", "RGBa", "La",
+         "I;16", "I;16B", "I;16L"]
+
+
+@pytest.fixture(scope="module")
+def predictor(trained) -> Predictor:
+    from edgecv.exporters import export_onnx, load_source
+
+    run = trained("lenet5", epochs=1)
+    path = run / "hostile.onnx"
+    if not path.is_file():
+        export_onnx(load_source(run), path)
+    return Predictor(path)
+
+
+def _outcome(predictor: Predictor, image) -> str:
+    """'ok' for a prediction, 'refused' for an edgecv error; anything else fails the test."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning escaping to the app is a defect too
+            result = predictor.predict(image)
+    except EdgecvError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return "refused"
+    assert result.label in predictor.labels and 0.0 <= result.score <= 1.0
+    return "ok"
+
+
+@FUZZ
+@given(data=st.binary(max_size=4096))
+def test_random_bytes_are_refused_with_a_typed_error(predictor, data):
+    assert _outcome(predictor, data) == "refused" or data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@FUZZ
+@given(prefix=st.sampled_from(["png", "jpeg", "gif", "bmp", "tiff", "webp"]), cut=st.floats(0.0, 1.0),
+       flips=st.lists(st.integers(0, 10_000), max_size=8))
+def test_truncated_and_corrupted_image_files_give_typed_errors(predictor, prefix, cut, flips):
+    buf = io.BytesIO()
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(buf, format=prefix)
+    data = bytearray(buf.getvalue())
+    for f in flips:
+        data[f % len(data)] ^= 0xFF
+    data = bytes(data[: max(1, int(len(data) * cut))])
+    _outcome(predictor, data)
+
+
+@FUZZ
+@given(dtype=st.sampled_from(DTYPES), shape=st.lists(st.integers(0, 40), min_size=0, max_size=5))
+def test_arrays_of_every_dtype_rank_and_shape_give_a_prediction_or_a_typed_error(predictor, dtype, shape):
+    arr = np.zeros(shape, dtype=dtype)
+    outcome = _outcome(predictor, arr)
+    valid = dtype is np.uint8 and (len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))) \
+        and 0 not in shape
+    assert outcome == ("ok" if valid else "refused"), (dtype, shape, outcome)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_pillow_mode_as_an_image_and_as_a_file_gives_a_prediction(predictor, mode):
+    img = Image.new(mode, (13, 9))
+    if mode == "LAB":  # Pillow itself converts LAB to nothing without a colour profile
+        with pytest.raises(InvalidImageError, match="mode LAB, which Pillow cannot convert to L"):
+            predictor.predict(img)
+        return
+    assert _outcome(predictor, img) == "ok"
+    for fmt in ("PNG", "TIFF"):
+        buf = io.BytesIO()
+        try:
+            img.save(buf, format=fmt)
+        except (OSError, ValueError, KeyError):
+            continue  # Pillow cannot write this mode in this format
+        assert _outcome(predictor, buf.getvalue()) == "ok", (mode, fmt)
+
+
+@FUZZ
+@given(items=st.lists(st.one_of(st.binary(max_size=64), st.integers(), st.none(), st.text(max_size=8),
+                                st.just(np.zeros((8, 8), np.uint8))), min_size=1, max_size=6))
+def test_predict_batch_with_mixed_garbage_names_the_bad_item(predictor, items, tmp_path):
+    try:
+        results = predictor.predict_batch(items)
+    except InvalidImageError as exc:
+        assert "image" in str(exc) or str(tmp_path) in str(exc) or "does not exist" in str(exc)
+        return
+    assert len(results) == len(items)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` pixels and whose data is a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
+        chunk(b"IEND", b"")
+
+
+def test_an_image_declaring_huge_dimensions_is_refused_before_decoding(predictor):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InvalidImageError, match="pixel cap"):
+        predictor.predict(_png_header_only(60_000, 60_000))  # 3.6 gigapixels declared in 100 bytes
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing was decoded
+
+
+def test_a_decompression_bomb_is_refused_by_the_pixel_cap(predictor, tmp_path):
+    buf = io.BytesIO()
+    Image.new("L", (4000, 3000)).save(buf, format="PNG", optimize=True)  # 12 megapixels in a few KB
+    assert len(buf.getvalue()) < 50_000
+    small = Predictor(predictor.session._model_path, max_pixels=1_000_000)
+    with pytest.raises(InvalidImageError, match="4000x3000 pixels, over the 1,000,000 pixel cap"):
+        small.predict(buf.getvalue())
+    assert predictor.predict(buf.getvalue()).label in predictor.labels  # under the default cap it runs
+
+
+@FUZZ
+@given(cut=st.floats(0.0, 0.999))
+def test_truncated_onnx_files_are_refused_with_a_typed_error(predictor, cut, tmp_path_factory):
+    data = open(predictor.session._model_path, "rb").read()
+    path = tmp_path_factory.mktemp("cut") / "model.onnx"
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(ModelError):
+        Predictor(path)
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
+def test_onnx_external_data_that_leaves_the_model_folder_is_refused(predictor, tmp_path, how):
+    """An ONNX file whose weights live in a file outside its folder could make the runtime read any file the
+    process can; the Predictor and every CLI command refuse it before ONNX Runtime opens it."""
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    model = onnx.load(predictor.session._model_path)
+    outside, folder = tmp_path / "outside", tmp_path / "model"
+    outside.mkdir()
+    folder.mkdir()
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save(model, str(folder / "model.onnx"))  # writes model/weights.bin
+    secret = outside / "weights.bin"
+    (folder / "weights.bin").replace(secret)
+    if how == "symlink":
+        (folder / "weights.bin").symlink_to(secret)
+    else:
+        target = "../outside/weights.bin" if how == "dotdot" else str(secret)
+        model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+        for tensor in model.graph.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = target
+        (folder / "model.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="outside its own folder"):
+        Predictor(folder / "model.onnx")
+    Image.new("L", (8, 8)).save(tmp_path / "x.png")
+    assert_user_error(run_cli("predict", "-m", folder / "model.onnx", tmp_path / "x.png"), "outside its own folder")
+    assert_user_error(run_cli("eval", folder / "model.onnx", "--data", "digits"), "outside its own folder")
