@@ -18,13 +18,18 @@ MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 PROVIDER_HELP = "cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda)."
 
 
+TRUST_HELP = ("Run TorchScript files that edgecv did not write for this user. TorchScript runs the code inside "
+              "the file: pass this only for files from a source you trust.")
+
+
 def _runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str = "all",
-                     cudnn: str = "exhaustive", trt_fp16: bool = False, trt_cache: Path | None = None):
+                     cudnn: str = "exhaustive", trt_fp16: bool = False, trt_cache: Path | None = None,
+                     trust: bool = False):
     from edgecv.runtimes import RuntimeOptions
 
     return RuntimeOptions(provider=provider, threads=threads, allow_fallback=allow_fallback,
                           graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16,
-                          trt_cache=str(trt_cache) if trt_cache else None)
+                          trt_cache=str(trt_cache) if trt_cache else None, trust_torchscript=trust)
 
 
 def _write_report(path: Path, data: dict) -> None:
@@ -86,6 +91,7 @@ def eval_cmd(
     allow_fallback: bool = typer.Option(False, "--allow-fallback",
                                         help="Accept ONNX Runtime running on another provider than asked."),
     json_file: Path = typer.Option(None, "--json", help="Also write the metrics as JSON to this file."),
+    trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
     labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
     mean: str = typer.Option(None, "--mean", help="For a model without a spec: per-channel mean (0..1)."),
     std: str = typer.Option(None, "--std", help="For a model without a spec: per-channel std (0..1)."),
@@ -101,7 +107,7 @@ def eval_cmd(
         from edgecv.evaluate import evaluate, spec_from_flags
 
         spec = spec_from_flags(labels, mean, std, input_shape)
-        options = _runtime_options(provider, threads, allow_fallback)
+        options = _runtime_options(provider, threads, allow_fallback, trust=trust)
         result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
                           split=split, spec=spec)
         print_eval(result)
@@ -183,6 +189,7 @@ def bench_cmd(
     data: str = typer.Option(None, "--data", help="Data set [default: the one the model was trained on]."),
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
+    trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
 ) -> None:
     """Benchmark every variant of a model: batch-1 latency percentiles with 95% intervals from interleaved
     rounds, throughput per batch size, memory and cold start from a fresh process per variant, and the metrics
@@ -201,7 +208,7 @@ def bench_cmd(
             raise EdgecvError(f"--batch-sizes takes comma-separated whole numbers, got {batch_sizes!r}") from None
         opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds, rounds=rounds,
                             max_accuracy_drop=max_drop, min_speedup=min_speedup, isolate=isolate)
-        options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache)
+        options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust)
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
                            progress=status.update)

@@ -20,6 +20,7 @@ from edgecv.exporters.common import (
     quiet_torch,
 )
 from edgecv.fsutil import atomic_path
+from edgecv.trust import remember
 
 SPEC_FILE = "edgecv_spec.json"
 
@@ -63,5 +64,6 @@ def export_torchscript(source: Source, out: Path, *, uint8_input: bool = False, 
         check_parity(report, module, parity_inputs(source, spec, None),
                      lambda x: loaded(x).detach().numpy())
         report.size_bytes = tmp.stat().st_size
+    remember(out)  # edgecv wrote this file: its later loads need no --trust-torchscript
     report.seconds = time.perf_counter() - start
     return report

@@ -27,6 +27,7 @@ class RuntimeOptions:
     cudnn_algo_search: str = "exhaustive"  # exhaustive | heuristic | default
     trt_fp16: bool = False  # TensorRT may build fp16 kernels
     trt_cache: str | None = None  # TensorRT engine cache folder
+    trust_torchscript: bool = False  # run TorchScript files edgecv did not write (see edgecv.trust)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -64,12 +65,15 @@ def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None
     """A TorchScript file and the spec in its ``_extra_files``."""
     import torch
 
+    from edgecv.trust import vetted_bytes
+
+    data = vetted_bytes(path, options.trust_torchscript)
     device = _device(options)
     files = {"edgecv_spec.json": ""}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still our format
-            module = torch.jit.load(str(path), map_location=device, _extra_files=files)
+            module = torch.jit.load(io.BytesIO(data), map_location=device, _extra_files=files)
     except (RuntimeError, ValueError) as exc:
         raise ModelError(f"{path} is not a TorchScript file: {str(exc).strip().splitlines()[0]}") from None
     if spec is None:
