@@ -59,7 +59,8 @@ def export_torchscript(source: Source, out: Path, *, uint8_input: bool = False, 
     )
     with atomic_path(out) as tmp:
         with quiet_torch():
-            torch.jit.save(frozen, str(tmp), _extra_files={SPEC_FILE: spec.to_json()})
+            with open(tmp, "wb") as fh:  # through Python's file: a full disk is an OSError, not an abort
+                torch.jit.save(frozen, fh, _extra_files={SPEC_FILE: spec.to_json()})
             loaded = torch.jit.load(str(tmp), map_location="cpu")
         check_parity(report, module, parity_inputs(source, spec, None),
                      lambda x: loaded(x).detach().numpy())

@@ -24,8 +24,34 @@ def save_checkpoint(path: Path | str, payload: dict[str, Any]) -> None:
     The format stamp is always this version's, so a loaded checkpoint can be saved back as it is.
     """
     payload = {**payload, "format": FORMAT, "format_version": FORMAT_VERSION}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    writer = _Recording()
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as writer.fh:
+            torch.save(payload, writer)
+    except (OSError, RuntimeError) as exc:  # a full disk or a file-size limit: the previous file is kept
+        cause = writer.error or exc
+        reason = getattr(cause, "strerror", None) or str(cause).splitlines()[0]
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}; the last good checkpoint, if any, "
+                              "is kept") from None
+
+
+class _Recording:
+    """A file that remembers the OSError of a failed write: torch's zip writer reports it only as a
+    RuntimeError about stream positions, which would hide "No space left on device"."""
+
+    def __init__(self) -> None:
+        self.fh: Any = None
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
