@@ -3,8 +3,10 @@
     python examples/serve_http.py MODEL.onnx [--port 8000] [--max-bytes 10000000]
     curl --data-binary @digit.png http://127.0.0.1:8000/predict
 
-One Predictor (one ONNX Runtime session) serves every request; requests run concurrently on threads.
-Bodies over --max-bytes get 413, bodies that are not images 400, unknown paths 404. Base install only.
+One Predictor (one ONNX Runtime session) serves every request; requests run concurrently on threads, and
+connections are kept alive (HTTP/1.1). Bodies over --max-bytes get 413, bodies that are not images or a
+malformed Content-Length 400, unknown paths 404; a client silent for --timeout seconds is dropped, so a
+stalled client cannot hold a thread forever. Base install only.
 """
 
 from __future__ import annotations
@@ -16,13 +18,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from edgecv import InvalidImageError, Predictor
 
 
-def make_handler(predictor: Predictor, max_bytes: int) -> type[BaseHTTPRequestHandler]:
+def make_handler(predictor: Predictor, max_bytes: int, timeout: float = 30.0) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: every reply carries its Content-Length
+
+        def setup(self) -> None:
+            self.timeout = timeout  # socket timeout for reads: a stalled client is dropped
+            super().setup()
+
         def reply(self, status: int, payload: dict) -> None:
             body = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")  # the client must not send more on this connection
             self.end_headers()
             self.wfile.write(body)
 
@@ -33,9 +43,15 @@ def make_handler(predictor: Predictor, max_bytes: int) -> type[BaseHTTPRequestHa
 
         def do_POST(self) -> None:  # noqa: N802
             if self.path != "/predict":
+                self.close_connection = True  # its body is not read: it must not be taken for a request
                 return self.reply(404, {"error": f"no route {self.path}; POST an image to /predict"})
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self.close_connection = True
+                return self.reply(400, {"error": "Content-Length must be a whole number"})
             if length <= 0:
+                self.close_connection = True
                 return self.reply(411, {"error": "send the image as the request body, with a Content-Length"})
             if length > max_bytes:
                 self.close_connection = True  # the unread body must not be taken for the next request
@@ -59,9 +75,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--max-bytes", type=int, default=10_000_000)
     parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stay silent")
     args = parser.parse_args()
     predictor = Predictor(args.model, top_k=args.top_k)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(predictor, args.max_bytes))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(predictor, args.max_bytes, args.timeout))
     print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
