@@ -10,13 +10,18 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``edgecv.Predictor`` and ``edgecv.Prediction`` load onnxruntime only when first used."""
+    """``edgecv.Predictor``, ``edgecv.Prediction`` and ``edgecv.IsolatedPredictor`` load onnxruntime only when
+    first used."""
     if name in ("Predictor", "Prediction"):
         from edgecv import predictor
 
         return getattr(predictor, name)
+    if name in ("IsolatedPredictor", "RuntimeFault", "check_model"):
+        from edgecv import isolated
+
+        return getattr(isolated, name)
     raise AttributeError(f"module 'edgecv' has no attribute {name!r}")
 
 
-__all__ = ["CheckpointError", "DataError", "EdgecvError", "InvalidImageError", "ModelError", "ModelSpec",
-           "Prediction", "Predictor", "__version__"]
+__all__ = ["CheckpointError", "DataError", "EdgecvError", "InvalidImageError", "IsolatedPredictor", "ModelError",
+           "ModelSpec", "Prediction", "Predictor", "RuntimeFault", "__version__", "check_model"]

@@ -8,7 +8,7 @@ from edgecv import __version__
 from edgecv.cli.export import export_cmd
 from edgecv.cli.measure import bench_cmd, eval_cmd
 from edgecv.cli.pipeline import explain_cmd, pipeline_cmd, report_cmd
-from edgecv.cli.predict import predict_cmd
+from edgecv.cli.predict import check_cmd, predict_cmd
 from edgecv.cli.quantize import quantize_cmd
 from edgecv.cli.train import train_cmd
 from edgecv.cli.zoo import datasets_cmd, models_cmd, summary_cmd
@@ -50,6 +50,7 @@ app.command("bench")(bench_cmd)
 app.command("report")(report_cmd)
 app.command("explain")(explain_cmd)
 app.command("predict")(predict_cmd)
+app.command("check")(check_cmd)
 app.command("models")(models_cmd)
 app.command("datasets")(datasets_cmd)
 app.command("summary")(summary_cmd)

@@ -89,7 +89,7 @@ def session_options(options: RuntimeOptions):
     }[options.graph_optimization]
     if options.threads:
         so.intra_op_num_threads = options.threads
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # errors reach the caller as exceptions; ORT need not also print them
     return so
 
 

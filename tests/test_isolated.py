@@ -1,0 +1,137 @@
+"""Untrusted models in a child process: a crash, a runaway allocation or a hang ends the child, never the
+app, and comes back as one typed error; `edgecv check` says whether a file is safe to load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import onnx
+import pytest
+from conftest import assert_user_error, run_cli
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecv import Predictor
+from edgecv.data import load_dataset
+from edgecv.errors import InvalidImageError
+from edgecv.isolated import IsolatedPredictor, RuntimeFault, check_model
+
+FOREIGN = {"labels": [str(i) for i in range(10)], "mean": [0.5], "std": [0.25], "input_shape": (1, 8, 8)}
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    from edgecv.exporters import export_onnx, load_source
+
+    run = trained("lenet5", epochs=1)
+    path = run / "isolated.onnx"
+    if not path.is_file():
+        export_onnx(load_source(run), path)
+    return path
+
+
+def _hostile(path, extra_nodes, extra_inits, extra_output):
+    """An 8x8 -> 10 class linear model whose logits also add 0 x (a scalar from ``extra_nodes``)."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 10)).astype(np.float32), "W")
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    nodes = [helper.make_node("Flatten", ["input"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["lin"]),
+             *extra_nodes, helper.make_node("Mul", [extra_output, "zero"], ["nothing"]),
+             helper.make_node("Add", ["lin", "nothing"], ["logits"])]
+    graph = helper.make_graph(nodes, "hostile", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                               ["batch", 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+                              [w, zero, *extra_inits])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def memory_hog(tmp_path_factory):
+    """Asks for a 40,000 x 40,000 float tensor (6.4 GB) on every run."""
+    shape = numpy_helper.from_array(np.array([40_000, 40_000], np.int64), "shape")
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    nodes = [helper.make_node("Expand", ["one", "shape"], ["huge"]),
+             helper.make_node("ReduceSum", ["huge"], ["total"], keepdims=0)]
+    return _hostile(tmp_path_factory.mktemp("hog") / "hog.onnx", nodes, [shape, one], "total")
+
+
+@pytest.fixture(scope="module")
+def hang(tmp_path_factory):
+    """A Loop of 10^15 trips around an Add: it never ends in any useful time."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["acc_in", "step"],
+                                                                                    ["acc_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [])],
+        [numpy_helper.from_array(np.array(1.0, np.float32), "step")])
+    inits = [numpy_helper.from_array(np.array(10**15, np.int64), "trips"),
+             numpy_helper.from_array(np.array(True), "go"), numpy_helper.from_array(np.array(0.0, np.float32), "a0")]
+    nodes = [helper.make_node("Loop", ["trips", "go", "a0"], ["spun"], body=body)]
+    return _hostile(tmp_path_factory.mktemp("hang") / "hang.onnx", nodes, inits, "spun")
+
+
+def test_isolated_predictions_equal_in_process_ones_and_bad_images_stay_typed(model):
+    images = list(load_dataset("digits", 8).test.x[:20, 0])
+    local = Predictor(model)
+    with IsolatedPredictor(model) as isolated:
+        assert [isolated.predict(img) for img in images] == [local.predict(img) for img in images]
+        assert isolated.predict_batch(images) == local.predict_batch(images)
+        with pytest.raises(InvalidImageError, match="not an image"):
+            isolated.predict(b"not an image")
+        assert isolated.predict(images[0]) == local.predict(images[0])  # the child survived the bad image
+        assert isolated.labels == local.labels
+
+
+def test_a_crashed_runtime_raises_a_typed_error_and_the_next_call_starts_a_new_one(model):
+    image = load_dataset("digits", 8).test.x[0, 0]
+    with IsolatedPredictor(model) as isolated:
+        expected = isolated.predict(image)
+        first = isolated.pid
+        os.kill(first, signal.SIGSEGV)  # what a crash in native code looks like from outside
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and os.waitpid(first, os.WNOHANG) == (0, 0):
+            time.sleep(0.01)
+        assert isolated.predict(image) == expected and isolated.restarts == 1 and isolated.pid != first
+
+
+def test_a_model_asking_for_gigabytes_fails_in_its_child_alone(model, memory_hog):
+    image = np.zeros((8, 8), np.uint8)
+    with IsolatedPredictor(memory_hog, memory_mb=1024, **FOREIGN) as isolated:
+        with pytest.raises(RuntimeFault, match="hog.onnx"):
+            isolated.predict(image)
+    with pytest.raises(RuntimeFault, match="the runtime failed"):
+        check_model(memory_hog, memory_mb=1024, **FOREIGN)
+    assert Predictor(model).predict(image).label  # this process is untouched
+
+
+def test_a_model_that_never_finishes_is_stopped_at_the_time_limit(hang):
+    isolated = IsolatedPredictor(hang, timeout_s=2, **FOREIGN)
+    pid = isolated.pid
+    start = time.monotonic()
+    with pytest.raises(RuntimeFault, match="took longer than 2 s"):
+        isolated.predict(np.zeros((8, 8), np.uint8))
+    assert time.monotonic() - start < 10
+    assert isolated.pid is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # stopped and reaped
+    isolated.close()
+
+
+def test_check_command_and_function(model, memory_hog, tmp_path):
+    result = check_model(model)
+    assert result.labels == [str(i) for i in range(10)] and result.label in result.labels
+    good = run_cli("check", model, check=True)
+    assert "ok" in good.stdout and model.name in good.stdout
+    assert_user_error(run_cli("check", tmp_path / "none.onnx"), "does not exist")
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07" + b"junk" * 100)
+    assert_user_error(run_cli("check", tmp_path / "junk.onnx"), "junk.onnx")
+    # a foreign file needs its facts; with them, the runaway allocation is caught by the child's cap
+    assert_user_error(run_cli("check", memory_hog), "no edgecv spec")
+    assert_user_error(run_cli("check", memory_hog, "--memory-mb", "1024", "--labels", ",".join(FOREIGN["labels"]),
+                              "--mean", "0.5", "--std", "0.25", "--input-shape", "1,8,8"), "hog.onnx",
+                      "the runtime failed")
