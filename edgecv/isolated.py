@@ -13,8 +13,12 @@ lets a model run code would run it there; use an OS sandbox (a container, a sepa
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -31,36 +35,45 @@ class RuntimeFault(ModelError):
     """The model's runtime process crashed, ran out of its memory cap, or overran its time limit."""
 
 
-def _serve(conn: Connection, path: str, kwargs: dict[str, Any], memory_mb: int | None) -> None:
-    """The child: cap memory, open the Predictor, answer requests until the pipe closes."""
+# The child. It is started with `python -m edgecv.isolated READ_FD WRITE_FD MEMORY_MB`, not forked or spawned
+# from the app, so nothing of the app (its __main__, threads or sessions) runs or is copied there. Requests
+# come pickled from the app, which the child trusts; replies go back as JSON, because the app must not
+# unpickle anything from a process that runs an untrusted model.
+
+def _child_main(argv: list[str]) -> None:
+    read_fd, write_fd, memory_mb = int(argv[0]), int(argv[1]), int(argv[2])
     if memory_mb:
-        import resource  # POSIX: the cap is what makes a runaway allocation fail in the child alone
+        import resource
 
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the app, which then closes the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the app, which then closes the pipes
+    inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    path, kwargs = pickle.loads(inbox.recv_bytes())
+
+    def reply(**fields: Any) -> None:
+        outbox.send_bytes(json.dumps(fields).encode())
+
     try:
         from edgecv.predictor import Predictor
 
         predictor = Predictor(path, **kwargs)
     except (EdgecvError, MemoryError, ValueError) as exc:
-        conn.send(("error", _kind(exc), _text(exc)))
-        return
-    conn.send(("ready", {"labels": predictor.labels, "spec": predictor.spec.to_json(), "top_k": predictor.top_k,
-                         "provider": predictor.provider}, None))
+        return reply(status="error", kind=_kind(exc), message=_text(exc))
+    reply(status="ready", labels=predictor.labels, spec=predictor.spec.to_json(), provider=predictor.provider)
     while True:
         try:
-            method, arg = conn.recv()
+            method, arg = pickle.loads(inbox.recv_bytes())
         except (EOFError, OSError):
             return
         try:
-            result = predictor.predict(arg) if method == "predict" else predictor.predict_batch(arg)
+            result = [predictor.predict(arg)] if method == "predict" else predictor.predict_batch(arg)
         except (EdgecvError, MemoryError, ValueError) as exc:
-            conn.send(("error", _kind(exc), _text(exc)))
+            reply(status="error", kind=_kind(exc), message=_text(exc))
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own error types, say a failed allocation
-            conn.send(("error", "runtime", _text(exc)))
+            reply(status="error", kind="runtime", message=_text(exc))
         else:
-            conn.send(("ok", result, None))
+            reply(status="ok", predictions=[[p.label, p.index, p.score, p.topk] for p in result])
 
 
 def _kind(exc: BaseException) -> str:
@@ -76,10 +89,29 @@ def _text(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-@dataclass
 class _Child:
-    process: Any
-    conn: Connection
+    """One child process and the two pipes to it."""
+
+    def __init__(self, path: Path, kwargs: dict[str, Any], memory_mb: int | None) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edgecv.isolated", str(to_child_r), str(from_child_w), str(memory_mb or 0)],
+            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)  # a Ctrl-C in the app's terminal is the app's
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.outbox, self.inbox = Connection(to_child_w, readable=False), Connection(from_child_r, writable=False)
+        self.outbox.send_bytes(pickle.dumps((str(path), kwargs)))
+
+    def close(self) -> None:
+        self.outbox.close()
+        self.inbox.close()
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class IsolatedPredictor:
@@ -87,8 +119,8 @@ class IsolatedPredictor:
     that crashes, hangs or exhausts memory raises :class:`RuntimeFault` instead of taking the app down.
 
     ``memory_mb`` caps the child's address space (None: no cap); ``timeout_s`` limits each call, and the
-    first call's wait for the model to load. Calls are serialised; one child serves them all. Use it as a
-    context manager, or call :meth:`close`.
+    wait for the model to load. Calls are serialised; one child serves them all. Use it as a context
+    manager, or call :meth:`close`.
     """
 
     def __init__(self, model_path: str | Path, *, memory_mb: int | None = MEMORY_MB,
@@ -113,7 +145,7 @@ class IsolatedPredictor:
 
     def predict(self, image: Any):
         """Classify one image in the child; see :meth:`edgecv.Predictor.predict`."""
-        return self._call("predict", image)
+        return self._call("predict", image)[0]
 
     def predict_batch(self, images: list[Any]):
         """Classify several images in the child; see :meth:`edgecv.Predictor.predict_batch`."""
@@ -135,69 +167,62 @@ class IsolatedPredictor:
             child.process.kill()
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")  # no fork of the app's threads and sessions
-        parent, child_end = ctx.Pipe()
-        process = ctx.Process(target=_serve, args=(child_end, str(self.path), self.kwargs, self.memory_mb),
-                              daemon=True, name=f"edgecv model {self.path.name}")
-        process.start()
-        child_end.close()
-        self._child = _Child(process, parent)
-        status, payload, message = self._receive("loading")
-        if status != "ready":
+        self._child = _Child(self.path, self.kwargs, self.memory_mb)
+        reply = self._receive("loading")
+        if reply["status"] != "ready":
             self._stop()
-            raise _error(payload, message, self.path)
-        self.info = payload
+            raise _error(reply, self.path)
+        self.info = reply
 
     def _stop(self) -> None:
-        if self._child is None:
-            return
-        child, self._child = self._child, None
-        child.conn.close()
-        child.process.join(timeout=2)
-        if child.process.is_alive():
-            child.process.kill()
-            child.process.join()
+        if self._child is not None:
+            child, self._child = self._child, None
+            child.close()
 
-    def _receive(self, what: str) -> tuple[str, Any, Any]:
+    def _receive(self, what: str) -> dict[str, Any]:
         child = self._child
         assert child is not None
         try:
-            if child.conn.poll(self.timeout_s):
-                return child.conn.recv()
-        except (EOFError, OSError):
+            if child.inbox.poll(self.timeout_s):
+                return json.loads(child.inbox.recv_bytes())
+        except (EOFError, OSError, ValueError):
             pass
         else:
             child.process.kill()
-            child.process.join()
+            child.close()
             self._child = None
             raise RuntimeFault(f"{self.path.name}: {what} took longer than {self.timeout_s:g} s; its process was "
                                "stopped")
-        child.process.join(timeout=5)
-        code = child.process.exitcode
+        child.close()
+        code = child.process.returncode
         self._child = None
         how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
         raise RuntimeFault(f"{self.path.name}: the model's runtime process died while {what} ({how}); the app "
                            "is unaffected and the next call starts a new one")
 
-    def _call(self, method: str, arg: Any):
+    def _call(self, method: str, arg: Any) -> list[Any]:
+        from edgecv.predictor import Prediction
+
+        request = pickle.dumps((method, arg))
         with self._lock:
+            if self._child is not None and self._child.process.poll() is not None:
+                self._stop()  # it died while idle
             if self._child is None:
                 self.restarts += 1
                 self._start()
             try:
-                self._child.conn.send((method, arg))
-            except (OSError, ValueError):  # the child died while idle
-                self._stop()
-                self.restarts += 1
-                self._start()
-                self._child.conn.send((method, arg))
-            status, payload, message = self._receive("predicting")
-            if status == "ok":
-                return payload
-            raise _error(payload, message, self.path)
+                self._child.outbox.send_bytes(request)
+            except OSError:
+                pass  # it died just now: _receive says how
+            reply = self._receive("predicting")
+        if reply["status"] != "ok":
+            raise _error(reply, self.path)
+        return [Prediction(label, index, score, [(name, p) for name, p in topk])
+                for label, index, score, topk in reply["predictions"]]
 
 
-def _error(kind: str, message: str, path: Path) -> EdgecvError:
+def _error(reply: dict[str, Any], path: Path) -> EdgecvError:
+    kind, message = reply.get("kind"), str(reply.get("message"))
     if kind == "image":
         return InvalidImageError(message)
     if kind in ("memory", "runtime"):
@@ -236,3 +261,6 @@ def check_model(path: str | Path, *, memory_mb: int | None = MEMORY_MB, timeout_
 
 __all__ = ["CheckResult", "IsolatedPredictor", "RuntimeFault", "check_model"]
 
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1:])

@@ -94,8 +94,9 @@ def test_a_crashed_runtime_raises_a_typed_error_and_the_next_call_starts_a_new_o
         first = isolated.pid
         os.kill(first, signal.SIGSEGV)  # what a crash in native code looks like from outside
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and os.waitpid(first, os.WNOHANG) == (0, 0):
+        while time.monotonic() < deadline and isolated._child.process.poll() is None:
             time.sleep(0.01)
+        assert isolated._child.process.returncode == -signal.SIGSEGV
         assert isolated.predict(image) == expected and isolated.restarts == 1 and isolated.pid != first
 
 
