@@ -206,3 +206,23 @@ def test_torchscript_from_elsewhere_runs_only_with_the_trust_flag(trained, tmp_p
     ours.write_bytes(foreign.read_bytes())  # swapped after export: the hash no longer matches
     with pytest.raises(UntrustedModelError):
         load_model(ours)
+
+
+@pytest.mark.parametrize("inner", ["archive/data.pkl", "archive/code/__torch__.py"])
+def test_archives_with_dotdot_members_are_refused_and_nothing_is_extracted(tmp_path, inner):
+    """.pt files are zip archives read in place: a member named ../../x is never written anywhere."""
+    import zipfile
+
+    from edgecv.runtimes import load_model
+
+    work = tmp_path / "deep" / "er"
+    work.mkdir(parents=True)
+    path = work / "model.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(inner, b"\x80\x02}q\x00.")
+        archive.writestr("../../escaped.txt", b"pwned")
+    with pytest.raises(ModelError):
+        load_model(path)
+    assert_user_error(run_cli("eval", path, "--data", "digits"), str(path))
+    assert not any(p.name == "escaped.txt" for p in tmp_path.rglob("*")) and not (work.parent.parent /
+                                                                                    "escaped.txt").exists()
