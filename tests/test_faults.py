@@ -169,15 +169,7 @@ def test_a_full_disk_during_training_keeps_the_last_good_checkpoint(tmp_path):
     """Killed after its first checkpoint, a run resumed under a file-size limit fails at its next checkpoint
     with one line, leaving the first one whole; resumed without the limit, it finishes."""
     out = tmp_path / "run"
-    args = ["train", "--model", "lenet5", "--epochs", "3", "--out", out]
-    proc = subprocess.Popen([sys.executable, "-m", "edgecv", *map(str, args)], env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = out / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    last = _start_and_kill_after_first_checkpoint(out, epochs=3)
     before = _digest(last)
     assert_user_error(_cli("train", "--resume", out, limited=True), "cannot write checkpoint", "File too large")
     assert _digest(last) == before and not _temps(out)
@@ -238,3 +230,25 @@ def test_a_pipeline_killed_at_random_moments_finishes_when_run_again(tmp_path):
     done = run_cli(*args, check=True)  # no --force: it resumes from what is whole
     assert "report" in done.stdout and (out / "report.html").is_file()
     assert assert_complete(out) > 10
+
+
+def _start_and_kill_after_first_checkpoint(out: Path, epochs: int) -> Path:
+    """Start ``edgecv train`` and SIGKILL it once its first checkpoint exists; the checkpoint's path."""
+    proc = subprocess.Popen([sys.executable, "-m", "edgecv", "train", "--model", "lenet5", "--epochs", str(epochs),
+                             "--out", str(out)], env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = out / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return last
+
+
+def test_training_killed_while_writing_checkpoints_resumes_to_the_end(tmp_path):
+    out = tmp_path / "run"
+    _start_and_kill_after_first_checkpoint(out, epochs=5)
+    _kill_while_writing(["train", "--resume", out], seed=5, times=4, folder=out)
+    run_cli("train", "--resume", out, check=True)
+    assert len((out / "history.csv").read_text().splitlines()) == 6
+    assert assert_complete(out) > 5
