@@ -221,7 +221,7 @@ def test_export_and_quantize_killed_while_writing_leave_only_whole_files(run):
 def test_a_pipeline_killed_at_random_moments_finishes_when_run_again(tmp_path):
     out = tmp_path / "run"
     args = ["pipeline", "--model", "mlp", "--epochs", "2", "--out", out, "--seconds", "0.02", "--no-isolate"]
-    _kill_at_random([*args, "--force"], seed=3, times=5, folder=out)
+    _kill_at_random([*args, "--force"], seed=3, times=3, folder=out)
     proc = subprocess.Popen([sys.executable, "-m", "edgecv", *map(str, args), "--force"], env=cli_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
