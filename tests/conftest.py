@@ -45,6 +45,19 @@ def trained(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def lenet_onnx(trained) -> Path:
+    """A lenet5 trained one epoch on digits, exported to ONNX: the model the Predictor, load and isolation
+    tests share."""
+    from edgecv.exporters import export_onnx, load_source
+
+    run = trained("lenet5", epochs=1)
+    path = run / "shared.onnx"
+    if not path.is_file():
+        export_onnx(load_source(run), path)
+    return path
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` (uint8) in the IDX format MNIST ships in."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,14 +24,8 @@ MODES = ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", 
 
 
 @pytest.fixture(scope="module")
-def predictor(trained) -> Predictor:
-    from edgecv.exporters import export_onnx, load_source
-
-    run = trained("lenet5", epochs=1)
-    path = run / "hostile.onnx"
-    if not path.is_file():
-        export_onnx(load_source(run), path)
-    return Predictor(path)
+def predictor(lenet_onnx) -> Predictor:
+    return Predictor(lenet_onnx)
 
 
 def _outcome(predictor: Predictor, image) -> str:

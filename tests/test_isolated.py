@@ -22,14 +22,8 @@ FOREIGN = {"labels": [str(i) for i in range(10)], "mean": [0.5], "std": [0.25], 
 
 
 @pytest.fixture(scope="module")
-def model(trained):
-    from edgecv.exporters import export_onnx, load_source
-
-    run = trained("lenet5", epochs=1)
-    path = run / "isolated.onnx"
-    if not path.is_file():
-        export_onnx(load_source(run), path)
-    return path
+def model(lenet_onnx):
+    return lenet_onnx
 
 
 def _hostile(path, extra_nodes, extra_inits, extra_output):

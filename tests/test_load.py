@@ -25,14 +25,8 @@ CLIENTS, REQUESTS = 16, 500
 
 
 @pytest.fixture(scope="module")
-def model(trained) -> Path:
-    from edgecv.exporters import export_onnx, load_source
-
-    run = trained("lenet5", epochs=1)
-    path = run / "load.onnx"
-    if not path.is_file():
-        export_onnx(load_source(run), path)
-    return path
+def model(lenet_onnx) -> Path:
+    return lenet_onnx
 
 
 @pytest.fixture(scope="module")
