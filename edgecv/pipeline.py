@@ -38,7 +38,7 @@ class PipelineOptions:
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
-        from edgecv.train.loop import run_name
+        from edgecv.train.rundir import run_name
 
         return Path(self.out) if self.out is not None else Path("runs") / run_name(self.model, self.data)
 

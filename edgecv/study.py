@@ -174,7 +174,7 @@ class StudyOptions:
     constraints: Constraints = field(default_factory=Constraints)
 
     def study_dir(self) -> Path:
-        from edgecv.train.loop import run_name
+        from edgecv.train.rundir import run_name
 
         if self.out is not None:
             return Path(self.out)

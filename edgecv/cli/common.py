@@ -31,6 +31,8 @@ def run_guarded(fn: Callable[[], T], interrupt_hint: Callable[[], str] | None = 
     except EdgecvError as exc:
         if debug():
             raise
+        if getattr(exc, "quiet", False):  # someone else reports it (a distributed launcher)
+            sys.exit(exc.exit_code)
         one_line = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         err.print(f"[bold red]error:[/] {escape(one_line)}", soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,16 @@ class RichReporter:
         return f"; epoch {self.epochs_done} is saved, continue with: edgecv train --resume {self.run_dir}"
 
 
+def _check_split(batch_size: int, nproc: int) -> None:
+    """Refuse a global batch that does not split over the processes before any of them starts."""
+    from edgecv.train import distributed
+
+    distributed.per_rank_batch(batch_size, distributed.Dist(world=nproc))
+
+
 def _print_metrics(metrics: dict[str, Any]) -> None:
+    if not metrics:  # a rank other than 0 of a multi-process run: rank 0 prints
+        return
     table = Table(title="test split, per class")
     for col in ("class", "precision", "recall", "F1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
@@ -138,6 +149,9 @@ def train_cmd(
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last", help="[default: on CUDA]"),
     compile_model: bool = typer.Option(None, "--compile", help="torch.compile the model (CUDA)."),
     deterministic: bool = typer.Option(None, "--deterministic", help="Deterministic kernels."),
+    nproc: int = typer.Option(None, "--nproc",
+                              help="Train on N local processes (torch.distributed.run; gloo on CPU, NCCL on CUDA). "
+                                   "--batch-size stays the global batch."),
     calibrate: bool = typer.Option(None, "--calibrate/--no-calibrate",
                                    help="Fit a temperature on the validation split so scores read as probabilities; "
                                         "exported files apply it [default: on]."),
@@ -159,9 +173,12 @@ def train_cmd(
     reporter = RichReporter()
 
     def body() -> None:
-        from edgecv.train import TrainConfig, resume, train
+        from edgecv.train import TrainConfig, distributed, resume, train
         from edgecv.train.sweep import parse_lrs, sweep
 
+        if nproc is not None and nproc < 1:
+            raise EdgecvError(f"--nproc must be at least 1, got {nproc}")
+        launch = nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ  # not yet under torchrun
         if resume_dir is not None:
             given = sorted("--" + k.replace("_", "-") for k, v in settings.items() if v is not None)
             if overwrite:
@@ -169,6 +186,13 @@ def train_cmd(
             if given:
                 raise EdgecvError(f"--resume continues the run with its own settings; drop {', '.join(given)} "
                                   "(only --device may change)")
+            if launch:
+                from edgecv.train.checkpoint import load_checkpoint
+
+                last = Path(resume_dir) / "checkpoints" / "last.pt"
+                if last.is_file():
+                    _check_split(load_checkpoint(last)["config"]["batch_size"], nproc)
+                return distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]))
             result = resume(resume_dir, reporter, device=device)
             _print_metrics(result.metrics)
             return
@@ -177,6 +201,11 @@ def train_cmd(
         lrs = parse_lrs(lr) if lr is not None else None
         given.pop("lr", None)
         cfg = TrainConfig(**given)
+        if launch:
+            if lrs and len(lrs) > 1:
+                raise EdgecvError("--nproc trains one run; a learning-rate sweep runs its runs one after another")
+            _check_split(cfg.resolved().batch_size, nproc)
+            return distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]))
         if lrs and len(lrs) > 1:
             _print_sweep(sweep(cfg, lrs, reporter, overwrite=overwrite))
             return

@@ -38,7 +38,9 @@ class DeviceBatches:
     """Iterate (images, labels) batches of a :class:`Split` kept on ``device`` as uint8.
 
     ``gen`` (a CPU generator) drives shuffling and augmentation, so a checkpoint that saves its state
-    makes a resumed epoch draw exactly the same batches.
+    makes a resumed epoch draw exactly the same batches. ``shard=(rank, world)`` keeps every world-th image of
+    each epoch's permutation, starting at ``rank``: ranks that share the seed take disjoint, equal shares, and
+    their batches ``i`` together are the single-process batch ``i`` of ``batch_size * world`` images.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class DeviceBatches:
         gen: torch.Generator | None = None,
         channels_last: bool = False,
         drop_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.x = torch.from_numpy(split.x).to(device)
         self.y = torch.from_numpy(split.y).to(device)
@@ -64,6 +67,7 @@ class DeviceBatches:
         self._scale = 1.0 / (255.0 * std_t)
         self._shift = -mean_t / std_t
         self.batch_size = batch_size
+        self.rank, self.world = shard
         self.shuffle = shuffle
         self.crop_pad = crop_pad
         self.pad_mode = pad_mode
@@ -72,12 +76,16 @@ class DeviceBatches:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # Dropping the ragged last batch keeps BatchNorm away from 1-image batches; a split smaller than
         # one batch is still used whole.
-        self.drop_last = drop_last and len(self.y) >= batch_size
+        self.drop_last = drop_last and self._share() >= batch_size
+
+    def _share(self) -> int:
+        """Images per rank and epoch: an equal share, so every rank runs the same number of batches."""
+        return len(self.y) // self.world
 
     def __len__(self) -> int:
         if self.drop_last:
-            return len(self.y) // self.batch_size
-        return (len(self.y) + self.batch_size - 1) // self.batch_size
+            return self._share() // self.batch_size
+        return (self._share() + self.batch_size - 1) // self.batch_size
 
     @property
     def num_samples(self) -> int:
@@ -94,7 +102,9 @@ class DeviceBatches:
             order = torch.randperm(n, generator=self.gen).to(self.x.device)
         else:
             order = torch.arange(n, device=self.x.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        if self.world > 1:
+            order = order[: self._share() * self.world][self.rank :: self.world]
+        for start in range(0, min(len(self) * self.batch_size, len(order)), self.batch_size):
             idx = order[start : start + self.batch_size]
             x = self.x[idx].float()
             if self.crop_pad:

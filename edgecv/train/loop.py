@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -25,11 +24,13 @@ from edgecv.fsutil import remove_stale_temps, write_json
 from edgecv.metrics import classification_metrics, macro_scores
 from edgecv.models import create_model, param_groups
 from edgecv.spec import ModelSpec
+from edgecv.train import distributed
 from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgecv.train.config import TrainConfig
 from edgecv.train.device import amp_dtype, pick_device, set_deterministic
 from edgecv.train.history import write_history
 from edgecv.train.optim import build_optimizer, build_scheduler
+from edgecv.train.rundir import claim_run_dir, default_run_dir, run_paths
 
 EVAL_BATCH = 512
 NAN_CHECK_EVERY = 20  # batches between non-finite loss checks (each check syncs a GPU)
@@ -84,11 +85,14 @@ class _Session:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.dist = distributed.current()
+        self.train_forward = distributed.wrap(self.forward, device)  # DistributedDataParallel on several ranks
         self.amp = amp_dtype(cfg.amp, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.train_batches = DeviceBatches(
-            data.train, data.mean, data.std, cfg.batch_size, device, shuffle=True,
+            data.train, data.mean, data.std, distributed.per_rank_batch(cfg.batch_size, self.dist), device,
+            shuffle=True, shard=(self.dist.rank, self.dist.world),
             crop_pad=max(1, cfg.img_size // 16) if cfg.augment else 0, pad_mode=data.pad_mode,
             flip=bool(cfg.flip), gen=self.gen, channels_last=channels_last, drop_last=True,
         )
@@ -165,7 +169,7 @@ def _train_epoch(s: _Session, reporter: Reporter) -> dict[str, float]:
     start = time.perf_counter()
     for i, (x, y) in enumerate(s.train_batches):
         with s.autocast():
-            logits = s.forward(x)
+            logits = s.train_forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=s.cfg.label_smoothing)
         s.optimizer.zero_grad(set_to_none=True)
         if s.scaler is not None:
@@ -198,7 +202,10 @@ def _train_epoch(s: _Session, reporter: Reporter) -> dict[str, float]:
     if s.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    scores = macro_scores(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy(), len(s.data.labels))
+    loss_sum, correct, total = distributed.sum_all(loss_sum, correct, torch.tensor(seen, device=s.device))
+    seen = int(total.item())  # over every rank
+    y_all, p_all = distributed.gather_all(torch.cat(labels)), distributed.gather_all(torch.cat(preds))
+    scores = macro_scores(y_all.cpu().numpy(), p_all.cpu().numpy(), len(s.data.labels))
     return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
             "train_precision": scores["precision"], "train_recall": scores["recall"], "train_f1": scores["f1"],
             "images_per_s": seen / max(seconds, 1e-9)}
@@ -226,14 +233,8 @@ def _validate(s: _Session) -> dict[str, float]:
             "val_recall": scores["recall"], "val_f1": scores["f1"]}
 
 
-def _paths(run_dir: Path) -> dict[str, Path]:
-    return {"last": run_dir / "checkpoints" / "last.pt", "best": run_dir / "checkpoints" / "best.pt",
-            "history": run_dir / "history.csv", "metrics": run_dir / "metrics.json",
-            "spec": run_dir / "spec.json", "config": run_dir / "config.json"}
-
-
 def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
-    cfg, paths = s.cfg, _paths(run_dir)
+    cfg, paths = s.cfg, run_paths(run_dir)
     reporter.start(cfg, s.data, run_dir, state.epoch + 1)
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.finished:
@@ -246,19 +247,25 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
                "seconds": time.perf_counter() - start}
         state.epoch = epoch
         state.history.append(row)
+        main = s.dist.main  # every rank validates the same model on the whole split; rank 0 alone writes
         if val["val_loss"] < state.best_val_loss:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val["val_loss"], epoch, 0
-            save_checkpoint(paths["best"], s.checkpoint(state))
+            if main:
+                save_checkpoint(paths["best"], s.checkpoint(state))
         else:
             state.bad_epochs += 1
         if cfg.patience and state.bad_epochs >= cfg.patience:
             state.stopped_early = True
         state.finished = state.stopped_early or epoch == cfg.epochs
-        save_checkpoint(paths["last"], s.checkpoint(state))
-        write_history(paths["history"], state.history)
+        if main:
+            save_checkpoint(paths["last"], s.checkpoint(state))
+            write_history(paths["history"], state.history)
         reporter.epoch_end(row)
         if state.stopped_early:
             reporter.note(f"early stop: validation loss has not improved for {cfg.patience} epochs")
+    distributed.barrier()
+    if not s.dist.main:  # rank 0 scores the test split and writes the results alone
+        return TrainResult(run_dir, {}, state.best_epoch, state.epoch, state.stopped_early, state.history)
     return _finish(run_dir, s, state, reporter)
 
 
@@ -288,7 +295,7 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
     write metrics.json and spec.json."""
     from edgecv.calibration import before_after
 
-    paths = _paths(run_dir)
+    paths = run_paths(run_dir)
     best = load_checkpoint(paths["best"])
     s.model.load_state_dict(best["model"])
     temperature, calib = _calibrate(s, reporter)
@@ -311,54 +318,48 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
     return TrainResult(run_dir, metrics, best["epoch"], state.epoch, state.stopped_early, state.history)
 
 
-def run_name(model: str, data: str) -> str:
-    """<model>-<data>, with a folder data set named by its last path part."""
-    return f"{model}-{Path(data.partition(':')[2]).name if data.startswith('folder:') else data}"
-
-
-def default_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
-    """runs/<model>-<data>, numbered -2, -3, ... when taken."""
-    base = root / run_name(cfg.model, cfg.data)
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
-
-def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise EdgecvError(f"--out {run_dir} is a file, not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise EdgecvError(f"run directory {run_dir} already exists; use --resume {run_dir} to continue it, "
-                              "--overwrite to replace it, or another --out")
-        if not (run_dir / "config.json").is_file():
-            raise EdgecvError(f"{run_dir} is not an edgecv run directory; refusing to overwrite it")
-        shutil.rmtree(run_dir)
-    try:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgecvError(f"cannot create run directory {run_dir}: {exc.strerror}") from None
-
-
 def _load_data(cfg: TrainConfig) -> DataBundle:
     return load_dataset(cfg.data, cfg.img_size, color=cfg.color, data_root=cfg.data_root, download=cfg.download)
 
 
+def _join(cfg: TrainConfig, reporter: Reporter | None) -> tuple[torch.device, distributed.Dist, Reporter]:
+    """The device, this process's place in a multi-process run, and its reporter (silent but on rank 0)."""
+    device, dist = distributed.join(pick_device(cfg.device))
+    return device, dist, (reporter or Reporter()) if dist.main else Reporter()
+
+
+def _run(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
+    """Fit, turning a collective's failure into one line, and leave the process group."""
+    if s.dist.active:
+        reporter.note(distributed.describe(s.cfg.batch_size, s.cfg.lr, s.dist))
+    try:
+        return _fit(run_dir, s, state, reporter)
+    except RuntimeError as exc:
+        raise distributed.lost(exc) from None
+    finally:
+        distributed.teardown()
+
+
 def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = False) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data`` into a new run directory and score it on the test split."""
-    reporter = reporter or Reporter()
     cfg = cfg.resolved()
-    device = pick_device(cfg.device)
+    device, dist, reporter = _join(cfg, reporter)
     data = _load_data(cfg)
     session = _Session(cfg, data, device, load_weights=True)
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    _claim_run_dir(run_dir, overwrite)
+    run_dir, problem = Path(cfg.out) if cfg.out else default_run_dir(cfg), None
+    if dist.main:
+        try:
+            claim_run_dir(run_dir, overwrite)
+        except EdgecvError as exc:
+            problem = str(exc)
+    run_dir, problem = distributed.share((run_dir, problem))
+    if problem:
+        raise EdgecvError(problem)
     cfg.out = str(run_dir)
-    write_json(_paths(run_dir)["config"], cfg.to_dict())
-    write_json(_paths(run_dir)["spec"], session.spec.to_dict())
-    return _fit(run_dir, session, _State(), reporter)
+    if dist.main:
+        write_json(run_paths(run_dir)["config"], cfg.to_dict())
+        write_json(run_paths(run_dir)["spec"], session.spec.to_dict())
+    return _run(run_dir, session, _State(), reporter)
 
 
 def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | None = None) -> TrainResult:
@@ -367,7 +368,7 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EdgecvError(f"--resume {run_dir}: no such run directory")
-    last = _paths(run_dir)["last"]
+    last = run_paths(run_dir)["last"]
     if not last.is_file():
         raise CheckpointError(f"{run_dir} has no checkpoints/last.pt yet: nothing to resume")
     ckpt = load_checkpoint(last)
@@ -384,12 +385,14 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
                    best_val_loss=float(best.get("val_loss", math.inf)), best_epoch=int(best.get("epoch", 0)),
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), finished=bool(ckpt.get("finished")),
                    stopped_early=bool(ckpt.get("stopped_early")))
-    if state.finished and _paths(run_dir)["metrics"].is_file():  # no data or training session needed
+    if state.finished and run_paths(run_dir)["metrics"].is_file():  # no data or training session needed
         model_from_checkpoint(ckpt, last)  # still refuse weights that do not fit the architecture
         reporter.note(f"{run_dir} already finished {state.epoch} epochs; nothing to do")
-        metrics = json.loads(_paths(run_dir)["metrics"].read_text())
+        metrics = json.loads(run_paths(run_dir)["metrics"].read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
-    session = _Session(cfg, _load_data(cfg), pick_device(cfg.device), load_weights=False)
+    device, dist, reporter = _join(cfg, reporter)
+    session = _Session(cfg, _load_data(cfg), device, load_weights=False)
     session.restore(ckpt)
-    write_history(_paths(run_dir)["history"], state.history)
-    return _fit(run_dir, session, state, reporter)
+    if dist.main:
+        write_history(run_paths(run_dir)["history"], state.history)
+    return _run(run_dir, session, state, reporter)

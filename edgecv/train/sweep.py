@@ -10,7 +10,8 @@ from typing import Any
 from edgecv.errors import EdgecvError
 from edgecv.fsutil import write_json
 from edgecv.train.config import TrainConfig
-from edgecv.train.loop import Reporter, default_run_dir, resume, train
+from edgecv.train.loop import Reporter, resume, train
+from edgecv.train.rundir import default_run_dir
 
 
 def parse_lrs(text: str) -> list[float]:
