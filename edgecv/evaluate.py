@@ -15,7 +15,7 @@ import numpy as np
 
 from edgecv.errors import DataError, EdgecvError, ModelError
 from edgecv.metrics import classification_metrics, softmax
-from edgecv.modeldata import check_labels, data_source, load_bundle
+from edgecv.modeldata import check_labels, data_source, keeps_going, load_bundle
 from edgecv.preprocess import to_model_input
 from edgecv.runtimes import Loaded, RuntimeOptions, load_model
 from edgecv.spec import COLORS, ModelSpec
@@ -70,7 +70,7 @@ def load_split(path: Path, spec: ModelSpec, has_spec: bool, data: str | None, da
     if split not in SPLITS:
         raise EdgecvError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     name, root = data_source(path, spec if has_spec else None, data, data_root)
-    bundle = load_bundle(name, root, spec.input_shape)
+    bundle = load_bundle(name, root, spec.input_shape, keeps_going(path))
     check_labels(bundle, spec)
     part = bundle.split(split)
     if len(part) == 0:

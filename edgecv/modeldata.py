@@ -50,7 +50,13 @@ def foreign_spec(input_shape: tuple[int, int, int], bundle: Any) -> ModelSpec:
                      color=bundle.color, dataset=bundle.name)
 
 
-def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, int]) -> Any:
+def keeps_going(model_path: Path) -> bool:
+    """Whether the model's run was trained with --keep-going: its evaluation leaves out the same files."""
+    return bool(_run_config(model_path).get("keep_going"))
+
+
+def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, int],
+                keep_going: bool = False) -> Any:
     """The data set at the model's input size and colour."""
     from edgecv.data import load_dataset
 
@@ -62,7 +68,7 @@ def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, i
         raise ModelError(f"the model takes {c} channels; edgecv data sets have 1 (L) or 3 (RGB)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return load_dataset(name, h, color=color, data_root=data_root)
+        return load_dataset(name, h, color=color, data_root=data_root, keep_going=keep_going)
 
 
 def check_labels(bundle: Any, spec: ModelSpec) -> None:

@@ -35,6 +35,7 @@ class PipelineOptions:
     download: bool = False
     calibrate: bool = True  # temperature scaling on the validation split after training
     isolate: bool = True  # bench measures memory and cold start in a fresh process per variant
+    keep_going: bool = False  # leave out a folder's unreadable images instead of refusing it
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
@@ -160,7 +161,7 @@ def _train(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
     else:
         given = {"data_root": opts.data_root} if opts.data_root else {}
         cfg = TrainConfig(data=opts.data, model=opts.model, epochs=opts.epochs, out=str(run_dir),
-                          download=opts.download, calibrate=opts.calibrate, **given)
+                          download=opts.download, calibrate=opts.calibrate, keep_going=opts.keep_going, **given)
         done = train(cfg, reporter, overwrite=True)
     m = done.metrics
     t = m.get("calibration", {}).get("temperature", 1.0)

@@ -171,6 +171,7 @@ class StudyOptions:
     download: bool = False
     calibrate: bool = True
     isolate: bool = True
+    keep_going: bool = False
     constraints: Constraints = field(default_factory=Constraints)
 
     def study_dir(self) -> Path:
@@ -241,7 +242,8 @@ def run_study(opts: StudyOptions, reporter: Any = None,
         run_dir = study_dir / model
         popts = PipelineOptions(data=opts.data, model=model, epochs=opts.epochs, provider=opts.provider, out=run_dir,
                                 force=opts.force, seconds=opts.seconds, data_root=opts.data_root,
-                                download=opts.download, calibrate=opts.calibrate, isolate=opts.isolate)
+                                download=opts.download, calibrate=opts.calibrate, isolate=opts.isolate,
+                                keep_going=opts.keep_going)
         try:
             result = run_pipeline(popts, reporter, lambda i, n, m, model=model: on_stage(model, i, n, m))
         except EdgecvError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import make_cifar10, make_image_folder, make_mnist_like
@@ -114,7 +116,8 @@ def test_image_folder_bad_inputs_name_the_problem(tmp_path):
         load_dataset(f"folder:{empty}", 16)
     broken = make_image_folder(tmp_path / "broken", classes=("a", "b"))
     (broken / "b" / "bad.png").write_bytes(b"not a png at all")
-    with pytest.raises(DataError, match=r"image .*bad\.png is not an image"):
+    with pytest.raises(DataError, match=r"1 of 21 images .* cannot be read \(bad\.png; the first: image .*bad\.png "
+                                        r"is not an image"):
         load_dataset(f"folder:{broken}", 16)
     split = tmp_path / "split"
     make_image_folder(split / "train", classes=("a", "b"))
@@ -136,3 +139,27 @@ def test_too_few_images_to_split_is_a_clear_error(tmp_path):
     root = make_image_folder(tmp_path / "few", classes=("a", "b"), per_class=2)
     with pytest.raises(DataError, match="too few images"):
         load_dataset(f"folder:{root}", 16)
+
+
+def test_unreadable_images_in_a_folder_are_counted_and_named_or_left_out_with_keep_going(tmp_path):
+    """Four broken files among 36: training refuses before it starts, naming the count and the first three;
+    --keep-going trains on the rest, says what it left out, and the run's eval leaves out the same files."""
+    from conftest import assert_user_error, make_image_folder, run_cli
+
+    root = make_image_folder(tmp_path / "imgs", per_class=12)
+    (root / "cat" / "cat_0.png").write_bytes(b"not a png")
+    (root / "dog" / "dog_1.png").write_bytes((root / "dog" / "dog_2.png").read_bytes()[:40])  # truncated
+    (root / "fox" / "fox_3.png").write_bytes(b"")
+    (root / "fox" / "fox_4.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
+    args = ["train", "--data", f"folder:{root}", "--model", "mlp", "--epochs", "1"]
+    refused = run_cli(*args, "--out", tmp_path / "r1")
+    assert_user_error(refused, "4 of 36 images", "cannot be read", "and 1 more", "--keep-going")
+    assert not (tmp_path / "r1").exists()
+    kept = run_cli(*args, "--out", tmp_path / "r2", "--keep-going", check=True)
+    assert "left out 4 unreadable images (--keep-going)" in kept.stdout + kept.stderr
+    metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text())
+    total = metrics["num_samples"]
+    run_cli("export", tmp_path / "r2", "--format", "onnx", check=True)
+    evaluated = run_cli("eval", tmp_path / "r2" / "model.onnx", "--json", tmp_path / "e.json", check=True)
+    assert json.loads((tmp_path / "e.json").read_text())["metrics"]["num_samples"] == total
+    assert "Traceback" not in evaluated.stderr

@@ -35,6 +35,8 @@ def pipeline_cmd(
                                         "scores."),
     isolate: bool = typer.Option(True, "--isolate/--no-isolate",
                                  help="Bench memory and cold start in a fresh process per variant."),
+    keep_going: bool = typer.Option(False, "--keep-going",
+                                    help="Leave out a folder's unreadable images (listed) instead of refusing it."),
     max_latency_ms: float = typer.Option(None, "--max-latency-ms",
                                          help="Constraint: batch-1 p50 at most this (its whole 95% interval)."),
     max_size_mb: float = typer.Option(None, "--max-size-mb", help="Constraint: model file at most this many MB."),
@@ -66,7 +68,7 @@ def pipeline_cmd(
         constraints.validate()
         common = dict(data=data, epochs=epochs, provider=provider, out=out_dir, force=force, seconds=seconds,
                       data_root=str(data_root) if data_root else None, download=download, calibrate=calibrate,
-                      isolate=isolate)
+                      isolate=isolate, keep_going=keep_going)
         with StatusLine("") as status:
             def show(line: str, running: bool) -> None:
                 if running:
@@ -199,10 +201,10 @@ def explain_cmd(
 def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
     import numpy as np
 
-    from edgecv.modeldata import data_source, load_bundle
+    from edgecv.modeldata import data_source, keeps_going, load_bundle
 
     name, root = data_source(ckpt, spec, None, data_root)
-    test = load_bundle(name, root, spec.input_shape).test
+    test = load_bundle(name, root, spec.input_shape, keeps_going(ckpt)).test
     pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(count, len(test)), replace=False))
     return test.x[pick], test.y[pick]
 

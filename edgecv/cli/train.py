@@ -149,6 +149,8 @@ def train_cmd(
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last", help="[default: on CUDA]"),
     compile_model: bool = typer.Option(None, "--compile", help="torch.compile the model (CUDA)."),
     deterministic: bool = typer.Option(None, "--deterministic", help="Deterministic kernels."),
+    keep_going: bool = typer.Option(None, "--keep-going",
+                                    help="Leave out a folder's unreadable images (listed) instead of refusing it."),
     nproc: int = typer.Option(None, "--nproc",
                               help="Train on N local processes (torch.distributed.run; gloo on CPU, NCCL on CUDA). "
                                    "--batch-size stays the global batch."),
@@ -167,7 +169,7 @@ def train_cmd(
         patience=patience, out=out_dir, seed=seed, img_size=img_size, color=color, augment=augment, flip=flip,
         data_root=data_root, download=download, weights=weights, freeze=freeze,
         feature_lr_scale=feature_lr_scale, amp=amp, channels_last=channels_last, compile=compile_model,
-        deterministic=deterministic, calibrate=calibrate,
+        deterministic=deterministic, calibrate=calibrate, keep_going=keep_going,
     )
 
     reporter = RichReporter()

@@ -49,15 +49,18 @@ def load_dataset(
     color: str | None = None,
     data_root: Path | str | None = None,
     download: bool = False,
+    keep_going: bool = False,
 ) -> DataBundle:
     """Load data set ``name`` as train/val/test uint8 splits of size×size images in ``color``.
 
     ``name`` is a registered data set or ``folder:PATH``; ``data_root`` is where torchvision data sets
     live (default ``./data``). The split is fixed and stratified, independent of any training seed.
+    ``keep_going`` leaves out a folder's unreadable images (listed in the bundle's ``skipped``) instead of
+    refusing the folder.
     """
     info, path = parse_data_name(name)
     root = path if path is not None else Path(data_root or DEFAULT_DATA_ROOT)
-    raw = info.load(data_root=root, download=download, size=size, color=color)
+    raw = info.load(data_root=root, download=download, size=size, color=color, keep_going=keep_going)
     canonical = f"folder:{path.resolve()}" if path is not None else info.name
     return prepare(canonical, raw, size, color, info.allow_flip, info.pad_mode)
 

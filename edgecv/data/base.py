@@ -7,7 +7,7 @@ training (on the device) and, later, torch-free evaluation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -44,6 +44,7 @@ class RawData:
     color: str
     val: tuple[np.ndarray, np.ndarray] | None = None
     test: tuple[np.ndarray, np.ndarray] | None = None
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (--keep-going)
 
 
 @dataclass
@@ -60,10 +61,18 @@ class DataBundle:
     std: list[float]
     allow_flip: bool
     pad_mode: str  # how random crops fill the border: "constant" (black) or "reflect"
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (--keep-going)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+    def skipped_note(self) -> str | None:
+        """What --keep-going left out, for the run's log."""
+        if not self.skipped:
+            return None
+        shown = ", ".join(p.rsplit("/", 1)[-1] for p in self.skipped[:3]) + (" ..." if len(self.skipped) > 3 else "")
+        return f"left out {len(self.skipped)} unreadable images (--keep-going): {shown}"
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
@@ -176,5 +185,6 @@ def prepare(
         std=std,
         allow_flip=allow_flip,
         pad_mode=pad_mode,
+        skipped=list(raw.skipped),
         **splits,
     )

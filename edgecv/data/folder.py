@@ -52,21 +52,47 @@ def _decode(path: str, size: int, color: str) -> np.ndarray:
         raise DataError(str(exc)) from None
 
 
-def _decode_all(samples: list[tuple[str, int]], size: int, color: str) -> tuple[np.ndarray, np.ndarray]:
-    x = np.stack([_decode(path, size, color) for path, _ in samples])
-    y = np.asarray([label for _, label in samples], dtype=np.int64)
-    return x, y
+SHOWN = 3  # unreadable files named in the error; the rest are counted
+
+
+def _decode_all(samples: list[tuple[str, int]], size: int, color: str,
+                bad: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every readable image of ``samples``; (path, reason) of each that cannot be read goes to ``bad``."""
+    pixels, labels = [], []
+    for path, label in samples:
+        try:
+            pixels.append(_decode(path, size, color))
+        except DataError as exc:
+            bad.append((path, str(exc)))
+            continue
+        labels.append(label)
+    x = np.stack(pixels) if pixels else np.zeros((0, size, size, 3 if color == "RGB" else 1), np.uint8)
+    return x, np.asarray(labels, dtype=np.int64)
 
 
 def _auto_color(samples: list[tuple[str, int]]) -> str:
     for path, _ in samples:
-        if _open_checked(path).mode not in GRAY_MODES:
+        try:
+            mode = _open_checked(path).mode
+        except DataError:
+            continue  # counted when the images are decoded
+        if mode not in GRAY_MODES:
             return "RGB"
     return "L"
 
 
-def load_folder_raw(data_root: Path, size: int, color: str | None = None, **_: object) -> RawData:
-    """Decode every image once at ``size``×``size`` in ``color`` (auto: L if all images are grayscale)."""
+def _refuse_bad(root: Path, bad: list[tuple[str, str]], total: int) -> None:
+    names = ", ".join(Path(p).name for p, _ in bad[:SHOWN]) + (f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN
+                                                              else "")
+    raise DataError(f"{len(bad)} of {total} images in {root} cannot be read ({names}; the first: {bad[0][1]}); "
+                    "fix or remove them, or pass --keep-going to train without them")
+
+
+def load_folder_raw(data_root: Path, size: int, color: str | None = None, keep_going: bool = False,
+                    **_: object) -> RawData:
+    """Decode every image once at ``size``×``size`` in ``color`` (auto: L if all images are grayscale).
+    Unreadable images are all found first: they stop the load with their count and first names, or with
+    ``keep_going`` they are left out and listed in ``skipped``."""
     root = Path(data_root)
     split_dirs = {name: root / name for name in ("train", "val", "test") if (root / name).is_dir()}
     if "train" not in split_dirs:
@@ -80,11 +106,15 @@ def load_folder_raw(data_root: Path, size: int, color: str | None = None, **_: o
             )
     every = [s for _, samples in scanned.values() for s in samples]
     target = color or _auto_color(every)
-    arrays = {name: _decode_all(samples, size, target) for name, (_, samples) in scanned.items()}
+    bad: list[tuple[str, str]] = []
+    arrays = {name: _decode_all(samples, size, target, bad) for name, (_, samples) in scanned.items()}
+    if bad and not keep_going:
+        _refuse_bad(root, bad, len(every))
     return RawData(
         train=arrays["train"],
         val=arrays.get("val"),
         test=arrays.get("test"),
         labels=list(classes),
         color=target,
+        skipped=[path for path, _ in bad],
     )

@@ -61,7 +61,8 @@ class Source:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                data = load_dataset(cfg.data, spec.size[0], color=spec.color, data_root=cfg.data_root)
+                data = load_dataset(cfg.data, spec.size[0], color=spec.color, data_root=cfg.data_root,
+                                    keep_going=cfg.keep_going)
         except EdgecvError:
             return None
         return data.val.x[:REAL_BATCH]

@@ -28,7 +28,7 @@ from edgecv import __version__
 from edgecv.cpu import host_cpu
 from edgecv.errors import EdgecvError, ModelError
 from edgecv.fsutil import atomic_path, check_writable_folder, sha256, write_json
-from edgecv.modeldata import data_source, foreign_spec, load_bundle
+from edgecv.modeldata import data_source, foreign_spec, keeps_going, load_bundle
 from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, metadata, quantization_of, set_metadata, spec_of
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, BudgetError, fit_budget
@@ -157,7 +157,7 @@ def _model_spec(path: Path, model: Any, options: QuantizeOptions) -> tuple[Model
     else:
         shape = spec.input_shape
     name, root = data_source(path, spec, options.data, options.data_root)
-    bundle = load_bundle(name, root, shape)
+    bundle = load_bundle(name, root, shape, keeps_going(path))
     return (spec or foreign_spec(shape, bundle)), spec is not None, bundle
 
 

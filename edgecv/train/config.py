@@ -48,6 +48,7 @@ class TrainConfig:
     freeze: bool | None = None  # freeze pretrained features (vgg16-transfer)
     feature_lr_scale: float | None = None  # feature LR = lr x this when unfrozen (vgg16-transfer)
     calibrate: bool = True  # fit a temperature on the validation split after training (edgecv.calibration)
+    keep_going: bool = False  # leave out a folder's unreadable images instead of refusing it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

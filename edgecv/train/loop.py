@@ -245,9 +245,8 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
         val = _validate(s)
         row = {"epoch": epoch, **trained, **val, "lr": s.optimizer.param_groups[0]["lr"],
                "seconds": time.perf_counter() - start}
-        state.epoch = epoch
+        state.epoch, main = epoch, s.dist.main  # every rank validates the same model; rank 0 alone writes
         state.history.append(row)
-        main = s.dist.main  # every rank validates the same model on the whole split; rank 0 alone writes
         if val["val_loss"] < state.best_val_loss:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val["val_loss"], epoch, 0
             if main:
@@ -319,7 +318,8 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
 
 
 def _load_data(cfg: TrainConfig) -> DataBundle:
-    return load_dataset(cfg.data, cfg.img_size, color=cfg.color, data_root=cfg.data_root, download=cfg.download)
+    return load_dataset(cfg.data, cfg.img_size, color=cfg.color, data_root=cfg.data_root, download=cfg.download,
+                        keep_going=cfg.keep_going)
 
 
 def _join(cfg: TrainConfig, reporter: Reporter | None) -> tuple[torch.device, distributed.Dist, Reporter]:
@@ -330,8 +330,10 @@ def _join(cfg: TrainConfig, reporter: Reporter | None) -> tuple[torch.device, di
 
 def _run(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
     """Fit, turning a collective's failure into one line, and leave the process group."""
-    if s.dist.active:
-        reporter.note(distributed.describe(s.cfg.batch_size, s.cfg.lr, s.dist))
+    for note in (distributed.describe(s.cfg.batch_size, s.cfg.lr, s.dist) if s.dist.active else None,
+                 s.data.skipped_note()):
+        if note:
+            reporter.note(note)
     try:
         return _fit(run_dir, s, state, reporter)
     except RuntimeError as exc:
