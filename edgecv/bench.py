@@ -202,7 +202,8 @@ def _accuracy_rows(rows: list[VariantResult], right: dict[str, np.ndarray], ref:
 
 
 def bench(models: list[Path], options: RuntimeOptions | None = None, opts: BenchOptions | None = None, *,
-          data: str | None = None, data_root: str | None = None, progress=None) -> BenchReport:
+          data: str | None = None, data_root: str | None = None, progress=None,
+          keep_going: bool = False) -> BenchReport:
     """Benchmark model files (or every variant of run directories) on one provider."""
     options, opts = options or RuntimeOptions(), opts or BenchOptions()
     opts.validate()
@@ -223,7 +224,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         loaded = _load(path, options)
         key = (data_source(path, loaded.spec, data, data_root), tuple(loaded.spec.input_shape))
         if key != split_key:  # variants of one model share one split: the same images for all
-            split, split_key = load_split(path, loaded.spec, True, data, data_root, "test"), key
+            split, split_key = load_split(path, loaded.spec, True, data, data_root, "test", keep_going), key
         assert split is not None
         metrics, probs = score(loaded, replace(split, x=to_model_input(split.raw, loaded.spec)))
         name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), rows)

@@ -65,12 +65,13 @@ class SplitData:
 
 
 def load_split(path: Path, spec: ModelSpec, has_spec: bool, data: str | None, data_root: str | None,
-               split: str = "test") -> SplitData:
-    """The model's data set (or ``--data``) at its input size, one split, ready to feed."""
+               split: str = "test", keep_going: bool = False) -> SplitData:
+    """The model's data set (or ``--data``) at its input size, one split, ready to feed. A folder's
+    unreadable images are left out with ``keep_going``, or when the model's run was trained so."""
     if split not in SPLITS:
         raise EdgecvError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     name, root = data_source(path, spec if has_spec else None, data, data_root)
-    bundle = load_bundle(name, root, spec.input_shape, keeps_going(path))
+    bundle = load_bundle(name, root, spec.input_shape, keep_going or keeps_going(path))
     check_labels(bundle, spec)
     part = bundle.split(split)
     if len(part) == 0:
@@ -117,12 +118,13 @@ def score(loaded: Loaded, split: SplitData) -> tuple[dict[str, Any], np.ndarray]
 
 
 def evaluate(path: Path | str, options: RuntimeOptions | None = None, *, data: str | None = None,
-             data_root: str | None = None, split: str = "test", spec: ModelSpec | None = None) -> EvalResult:
+             data_root: str | None = None, split: str = "test", spec: ModelSpec | None = None,
+             keep_going: bool = False) -> EvalResult:
     """Evaluate one model file on a split of its data set with the full metrics suite."""
     path = Path(path)
     start = time.perf_counter()
     loaded = load_model(path, options, spec)
-    split_data = load_split(path, loaded.spec, spec is None, data, data_root, split)
+    split_data = load_split(path, loaded.spec, spec is None, data, data_root, split, keep_going)
     metrics, probs = score(loaded, split_data)
     return EvalResult(model=str(path), variant=loaded.name, format=loaded.format, precision=loaded.precision,
                       provider=loaded.provider, data=split_data.name, split=split, metrics=metrics,

@@ -163,3 +163,10 @@ def test_unreadable_images_in_a_folder_are_counted_and_named_or_left_out_with_ke
     evaluated = run_cli("eval", tmp_path / "r2" / "model.onnx", "--json", tmp_path / "e.json", check=True)
     assert json.loads((tmp_path / "e.json").read_text())["metrics"]["num_samples"] == total
     assert "Traceback" not in evaluated.stderr
+    # a copy outside its run (no config to say how it was trained): refused, or left out with --keep-going
+    model = tmp_path / "elsewhere" / "model.onnx"
+    model.parent.mkdir()
+    model.write_bytes((tmp_path / "r2" / "model.onnx").read_bytes())
+    assert_user_error(run_cli("eval", model, "--data", f"folder:{root}"), "4 of 36 images", "--keep-going")
+    run_cli("eval", model, "--data", f"folder:{root}", "--keep-going", "--json", tmp_path / "f.json", check=True)
+    assert json.loads((tmp_path / "f.json").read_text())["metrics"]["num_samples"] == total

@@ -18,6 +18,7 @@ MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 PROVIDER_HELP = "cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda)."
 
 
+KEEP_GOING_HELP = "Leave out a folder's unreadable images instead of refusing the folder."
 TRUST_HELP = ("Run TorchScript files that edgecv did not write for this user. TorchScript runs the code inside "
               "the file: pass this only for files from a source you trust.")
 
@@ -92,6 +93,7 @@ def eval_cmd(
                                         help="Accept ONNX Runtime running on another provider than asked."),
     json_file: Path = typer.Option(None, "--json", help="Also write the metrics as JSON to this file."),
     trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
+    keep_going: bool = typer.Option(False, "--keep-going", help=KEEP_GOING_HELP),
     labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
     mean: str = typer.Option(None, "--mean", help="For a model without a spec: per-channel mean (0..1)."),
     std: str = typer.Option(None, "--std", help="For a model without a spec: per-channel std (0..1)."),
@@ -109,7 +111,7 @@ def eval_cmd(
         spec = spec_from_flags(labels, mean, std, input_shape)
         options = _runtime_options(provider, threads, allow_fallback, trust=trust)
         result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
-                          split=split, spec=spec)
+                          split=split, spec=spec, keep_going=keep_going)
         print_eval(result)
         if json_file is not None:
             _write_report(json_file, result.to_dict())
@@ -190,6 +192,7 @@ def bench_cmd(
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
     trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
+    keep_going: bool = typer.Option(False, "--keep-going", help=KEEP_GOING_HELP),
 ) -> None:
     """Benchmark every variant of a model: batch-1 latency percentiles with 95% intervals from interleaved
     rounds, throughput per batch size, memory and cold start from a fresh process per variant, and the metrics
@@ -211,7 +214,7 @@ def bench_cmd(
         options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust)
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
-                           progress=status.update)
+                           progress=status.update, keep_going=keep_going)
         print_bench(report)
         target = json_file or (models[0] / "bench.json" if len(models) == 1 and models[0].is_dir() else None)
         if target is not None:

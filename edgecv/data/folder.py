@@ -85,7 +85,7 @@ def _refuse_bad(root: Path, bad: list[tuple[str, str]], total: int) -> None:
     names = ", ".join(Path(p).name for p, _ in bad[:SHOWN]) + (f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN
                                                               else "")
     raise DataError(f"{len(bad)} of {total} images in {root} cannot be read ({names}; the first: {bad[0][1]}); "
-                    "fix or remove them, or pass --keep-going to train without them")
+                    "fix or remove them, or pass --keep-going to leave them out")
 
 
 def load_folder_raw(data_root: Path, size: int, color: str | None = None, keep_going: bool = False,
