@@ -18,21 +18,21 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecv import __version__
 from edgecv.cpu import host_cpu
 from edgecv.errors import EdgecvError, ModelError
 from edgecv.fsutil import atomic_path, check_writable_folder, sha256, write_json
 from edgecv.modeldata import data_source, foreign_spec, keeps_going, load_bundle
-from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, metadata, quantization_of, set_metadata, spec_of
+from edgecv.onnxfile import load_onnx, metadata, quantization_of, spec_of
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, BudgetError, fit_budget
 from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data
+from edgecv.quantize.graph import model_io, name_nodes, stamp
 from edgecv.quantize.speed import check_speed
 from edgecv.runtimes import load_model
 from edgecv.spec import ModelSpec
@@ -132,24 +132,12 @@ def output_path(model_path: Path, method: str, out_dir: Path | None = None) -> P
     return (out_dir or model_path.parent) / f"{stem}{m.SUFFIX[method]}"
 
 
-def _io(model: Any) -> tuple[str, list[Any], int]:
-    """The single input's name and dims, and its element type."""
-    init = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in init]
-    if len(inputs) != 1 or len(model.graph.output) != 1:
-        raise ModelError(f"edgecv quantises single-input, single-output classifiers; this model has "
-                         f"{len(inputs)} inputs and {len(model.graph.output)} outputs")
-    tensor = inputs[0].type.tensor_type
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    return inputs[0].name, dims, tensor.elem_type
-
-
 def _model_spec(path: Path, model: Any, options: QuantizeOptions) -> tuple[ModelSpec, bool, Any]:
     """The model's spec (or one built from ``--data`` for a foreign model) and its data set."""
     import onnx
 
     spec = spec_of(model)
-    _, dims, elem = _io(model)
+    _, dims, elem = model_io(model)
     if spec is None:
         if elem != onnx.TensorProto.FLOAT or len(dims) != 4 or None in dims[1:]:
             raise ModelError(f"{path} has no edgecv spec and does not take float (N, C, H, W) images")
@@ -159,45 +147,6 @@ def _model_spec(path: Path, model: Any, options: QuantizeOptions) -> tuple[Model
     name, root = data_source(path, spec, options.data, options.data_root)
     bundle = load_bundle(name, root, shape, keeps_going(path))
     return (spec or foreign_spec(shape, bundle)), spec is not None, bundle
-
-
-def _name_nodes(path: Path) -> Any:
-    """Give every unnamed node a unique name, so nodes can be excluded by name; return the model."""
-    import onnx
-
-    model = onnx.load(str(path))
-    seen = {node.name for node in model.graph.node if node.name}
-    for i, node in enumerate(model.graph.node):
-        if not node.name:
-            name = f"{node.op_type}_{i}"
-            while name in seen:
-                name += "_"
-            node.name = name
-            seen.add(name)
-    onnx.save(model, str(path))
-    return model
-
-
-def _stamp(tmp: Path, source_props: dict[str, str], spec: ModelSpec | None, info: dict[str, Any],
-           doc: str) -> None:
-    """Give a quantised file the source's metadata, its own measured accuracy and its settings."""
-    import onnx
-
-    model = onnx.load(str(tmp))
-    props = {k: v for k, v in source_props.items() if k not in (SPEC_KEY, QUANT_KEY)}
-    if spec is not None:
-        metrics = {"val_accuracy": info["val_accuracy"], "test_accuracy": info["test_accuracy"]}
-        props[SPEC_KEY] = replace(spec, metrics=metrics).to_json()
-    props[QUANT_KEY] = json.dumps(info, sort_keys=True)
-    set_metadata(model, props)
-    model.producer_name, model.producer_version = "edgecv", __version__
-    model.doc_string = f"{doc} Quantised by edgecv ({info['method']}): settings in metadata_props['{QUANT_KEY}']."
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise EdgecvError(f"{info['method']} produced an invalid ONNX graph: {str(exc).strip().splitlines()[0]}") \
-            from None
-    onnx.save(model, str(tmp), save_as_external_data=False)
 
 
 class _Job:
@@ -215,7 +164,7 @@ class _Job:
         self.spec, self.has_spec, bundle = _model_spec(path, self.model, options)
         self.data: QuantData = load_quant_data(self.spec, bundle, options.calib_size)
         self.sha256 = sha256(path)
-        self.input_name, dims, _ = _io(self.model)
+        self.input_name, dims, _ = model_io(self.model)
         self.fixed_batch = dims[0] if dims and dims[0] else None
         progress("measuring the fp32 model")
         fp32 = self.load(path)
@@ -292,7 +241,7 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
         if any(x.startswith("int8") for x in options.methods):
             progress("preparing the graph (quant_pre_process)")
             _guarded("onnxruntime's quant_pre_process", lambda: _prepare(path, prepared))
-            prepared_model = _name_nodes(prepared)
+            prepared_model = name_nodes(prepared)
         for method in options.methods:
             target = output_path(path, method, out_dir)
             try:
@@ -412,7 +361,7 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
     try:
         with atomic_path(target) as tmp:
             shutil.copyfile(scratch, tmp)
-            _stamp(tmp, metadata(job.model), job.spec if job.has_spec else None, info, job.model.doc_string)
+            stamp(tmp, metadata(job.model), job.spec if job.has_spec else None, info, job.model.doc_string)
             size = tmp.stat().st_size
     except OSError as exc:
         raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None
