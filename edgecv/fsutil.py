@@ -81,6 +81,12 @@ def remove_stale_temps(folder: Path | str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def leaves_folder(folder: Path, location: str) -> bool:
+    """Whether ``location``, a path a file stores relative to its own (resolved) ``folder``, points outside
+    it: an absolute path, ``..`` steps, or a symlink that leads out."""
+    return Path(location).is_absolute() or not (folder / location).resolve().is_relative_to(folder)
+
+
 def sha256(path: Path | str) -> str:
     """The file's SHA-256, read in 1 MiB blocks."""
     digest = hashlib.sha256()

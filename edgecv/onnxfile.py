@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecv.errors import ModelError
-from edgecv.fsutil import require_file
+from edgecv.fsutil import leaves_folder, require_file
 from edgecv.spec import ModelSpec
 
 SPEC_KEY = "edgecv.spec"
@@ -27,11 +27,10 @@ def _check_external_data(model: Any, path: Path) -> None:
         if not uses_external_data(tensor):
             continue
         location = ExternalDataInfo(tensor).location
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or not target.is_relative_to(folder):
+        if leaves_folder(folder, location):
             raise ModelError(f"{path} refers to external data {location!r} outside its own folder; refusing to "
                              "read it")
-        if not target.is_file():
+        if not (folder / location).is_file():
             raise ModelError(f"{path} needs its external data file {location!r}, which is missing")
 
 
