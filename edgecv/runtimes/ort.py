@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgecv.errors import EdgecvError, ModelError
+from edgecv.fsutil import leaves_folder
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.spec import ModelSpec
 
@@ -126,17 +128,33 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     return value, pos
 
 
+def _locations(path: Path, block: int = 1 << 20, keep: int = 4096) -> Iterator[str]:
+    """The external-data locations a file names, scanned a block at a time: reading a large model whole here
+    would add its size to the memory that loading it is measured to take (memprobe). ``keep`` bytes carry
+    over between blocks, enough for any location record."""
+    carry = b""
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(block)
+            data = carry + chunk
+            done = len(data) if not chunk else max(0, len(data) - keep)  # records starting before are whole
+            for match in _LOCATION.finditer(data, 0, len(data)):
+                if match.start() >= done:
+                    break
+                length, start = _varint(data, match.end())
+                yield data[start:start + length].decode("utf-8", "replace")
+            if not chunk:
+                return
+            carry = data[done:]
+
+
 def check_external_data(path: Path) -> None:
     """Refuse an ONNX file whose external-data paths leave its own folder (``..``, an absolute path, or a
     symlink that points out), before ONNX Runtime opens it. Read from the raw protobuf, so it needs no onnx
     package; a match inside unrelated bytes can only refuse, never admit, a file."""
-    data = path.read_bytes()
     folder = path.parent.resolve()
-    for match in _LOCATION.finditer(data):
-        length, start = _varint(data, match.end())
-        location = data[start:start + length].decode("utf-8", "replace")
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or not target.is_relative_to(folder):
+    for location in _locations(path):
+        if leaves_folder(folder, location):
             raise ModelError(f"{path} refers to external data {location!r} outside its own folder; refusing to "
                              "open it")
 
