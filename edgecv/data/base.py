@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -29,6 +30,12 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+def few_names(paths: list[str], shown: int = 3) -> str:
+    """``a.png, b.png, c.png and 4 more``: the first file names of a list, and a count of the rest."""
+    names = ", ".join(Path(p).name for p in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 @dataclass
@@ -71,8 +78,7 @@ class DataBundle:
         """What --keep-going left out, for the run's log."""
         if not self.skipped:
             return None
-        shown = ", ".join(p.rsplit("/", 1)[-1] for p in self.skipped[:3]) + (" ..." if len(self.skipped) > 3 else "")
-        return f"left out {len(self.skipped)} unreadable images (--keep-going): {shown}"
+        return f"left out {len(self.skipped)} unreadable images (--keep-going): {few_names(self.skipped)}"
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):

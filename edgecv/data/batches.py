@@ -104,7 +104,7 @@ class DeviceBatches:
             order = torch.arange(n, device=self.x.device)
         if self.world > 1:
             order = order[: self._share() * self.world][self.rank :: self.world]
-        for start in range(0, min(len(self) * self.batch_size, len(order)), self.batch_size):
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]
             x = self.x[idx].float()
             if self.crop_pad:

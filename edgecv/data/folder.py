@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecv.data.base import RawData
+from edgecv.data.base import RawData, few_names
 from edgecv.errors import DataError, InvalidImageError
 from edgecv.imageio import MAX_PIXELS, open_image, to_pixels
 
@@ -52,9 +52,6 @@ def _decode(path: str, size: int, color: str) -> np.ndarray:
         raise DataError(str(exc)) from None
 
 
-SHOWN = 3  # unreadable files named in the error; the rest are counted
-
-
 def _decode_all(samples: list[tuple[str, int]], size: int, color: str,
                 bad: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
     """Every readable image of ``samples``; (path, reason) of each that cannot be read goes to ``bad``."""
@@ -82,8 +79,7 @@ def _auto_color(samples: list[tuple[str, int]]) -> str:
 
 
 def _refuse_bad(root: Path, bad: list[tuple[str, str]], total: int) -> None:
-    names = ", ".join(Path(p).name for p, _ in bad[:SHOWN]) + (f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN
-                                                              else "")
+    names = few_names([path for path, _ in bad])
     raise DataError(f"{len(bad)} of {total} images in {root} cannot be read ({names}; the first: {bad[0][1]}); "
                     "fix or remove them, or pass --keep-going to leave them out")
 
