@@ -10,7 +10,6 @@ Metrics are all-reduced; only rank 0 writes history, checkpoints, metrics and re
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -219,8 +218,3 @@ def strip_nproc(argv: list[str]) -> list[str]:
             continue
         out.append(arg)
     return out
-
-
-def launched_argv() -> list[str]:
-    """This process's ``edgecv`` arguments."""
-    return sys.argv[1:]
