@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -189,11 +190,12 @@ def train_cmd(
                 raise EdgecvError(f"--resume continues the run with its own settings; drop {', '.join(given)} "
                                   "(only --device may change)")
             if launch:
-                from edgecv.train.checkpoint import load_checkpoint
-
-                last = Path(resume_dir) / "checkpoints" / "last.pt"
-                if last.is_file():
-                    _check_split(load_checkpoint(last)["config"]["batch_size"], nproc)
+                try:  # the run's resolved settings, without loading its weights; the ranks check the rest
+                    batch = json.loads((Path(resume_dir) / "config.json").read_text())["batch_size"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    batch = None
+                if isinstance(batch, int):
+                    _check_split(batch, nproc)
                 return distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]))
             result = resume(resume_dir, reporter, device=device)
             _print_metrics(result.metrics)
