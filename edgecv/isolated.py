@@ -185,17 +185,17 @@ class IsolatedPredictor:
         try:
             if child.inbox.poll(self.timeout_s):
                 return json.loads(child.inbox.recv_bytes())
-        except (EOFError, OSError, ValueError):
-            pass
-        else:
+            timed_out = True
+        except (EOFError, OSError, ValueError):  # the pipe closed: the child is gone
+            timed_out = False
+        if timed_out:
             child.process.kill()
-            child.close()
-            self._child = None
+        child.close()  # reaps it
+        self._child = None
+        if timed_out:
             raise RuntimeFault(f"{self.path.name}: {what} took longer than {self.timeout_s:g} s; its process was "
                                "stopped")
-        child.close()
         code = child.process.returncode
-        self._child = None
         how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
         raise RuntimeFault(f"{self.path.name}: the model's runtime process died while {what} ({how}); the app "
                            "is unaffected and the next call starts a new one")
