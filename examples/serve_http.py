@@ -68,6 +68,13 @@ def make_handler(predictor: Predictor, max_bytes: int, timeout: float = 30.0) ->
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    """http.server's threading server with a listen backlog for many clients connecting at once (its default,
+    5, makes a burst of new connections wait on the kernel's retries or fail)."""
+
+    request_queue_size = 128
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -78,7 +85,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stay silent")
     args = parser.parse_args()
     predictor = Predictor(args.model, top_k=args.top_k)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(predictor, args.max_bytes, args.timeout))
+    server = Server((args.host, args.port), make_handler(predictor, args.max_bytes, args.timeout))
     print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
