@@ -73,6 +73,18 @@ class RichReporter:
                   f"F1 {row['val_f1']:.3f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s "
                   f"{row['images_per_s']:,.0f} img/s{mark}", soft_wrap=True)
 
+    def checking(self, done: int, total: int) -> None:
+        """A streamed folder's one decoding pass before training: a bar of images checked."""
+        if self.progress is None or self.task is None or done == 0:
+            self.progress = Progress(TextColumn("checking images"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+            self.progress.start()
+            self.task = self.progress.add_task("check", total=total)
+        self.progress.update(self.task, completed=done)
+        if done >= total:
+            self.progress.stop()
+            self.progress, self.task = None, None
+
     def note(self, message: str) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -152,6 +164,13 @@ def train_cmd(
     deterministic: bool = typer.Option(None, "--deterministic", help="Deterministic kernels."),
     keep_going: bool = typer.Option(None, "--keep-going",
                                     help="Leave out a folder's unreadable images (listed) instead of refusing it."),
+    stream: bool = typer.Option(None, "--stream/--no-stream",
+                                help="Folder data: decode images from disk batch by batch (DataLoader workers) "
+                                     "instead of holding them in memory [default: when the folder would take more "
+                                     "than EDGECV_RESIDENT_MB, 1024]."),
+    workers: int = typer.Option(None, "--workers",
+                                help="DataLoader processes decoding a streamed folder [default: one per core, "
+                                     "at most 4]; 0 decodes in the training process."),
     nproc: int = typer.Option(None, "--nproc",
                               help="Train on N local processes (torch.distributed.run; gloo on CPU, NCCL on CUDA). "
                                    "--batch-size stays the global batch."),
@@ -170,7 +189,7 @@ def train_cmd(
         patience=patience, out=out_dir, seed=seed, img_size=img_size, color=color, augment=augment, flip=flip,
         data_root=data_root, download=download, weights=weights, freeze=freeze,
         feature_lr_scale=feature_lr_scale, amp=amp, channels_last=channels_last, compile=compile_model,
-        deterministic=deterministic, calibrate=calibrate, keep_going=keep_going,
+        deterministic=deterministic, calibrate=calibrate, keep_going=keep_going, stream=stream, workers=workers,
     )
 
     reporter = RichReporter()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from edgecv.data.base import DataBundle, DatasetInfo, Split, prepare
 from edgecv.data.digits import load_digits_raw
-from edgecv.data.folder import load_folder_raw
+from edgecv.data.folder import Listing, list_folder, load_folder_raw
+from edgecv.data.stream import FolderSplit, prepare_stream, resident_limit
 from edgecv.data.torchvision_sets import load_cifar10_raw, load_fashion_mnist_raw, load_mnist_raw
 from edgecv.errors import DataError
 from edgecv.registry import Registry
+from edgecv.spec import COLORS
 
 DATASETS: Registry[DatasetInfo] = Registry("data set", DataError)
 DEFAULT_DATA_ROOT = Path("data")
@@ -50,6 +53,9 @@ def load_dataset(
     data_root: Path | str | None = None,
     download: bool = False,
     keep_going: bool = False,
+    stream: bool | None = None,
+    check: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DataBundle:
     """Load data set ``name`` as train/val/test uint8 splits of size×size images in ``color``.
 
@@ -57,12 +63,31 @@ def load_dataset(
     live (default ``./data``). The split is fixed and stratified, independent of any training seed.
     ``keep_going`` leaves out a folder's unreadable images (listed in the bundle's ``skipped``) instead of
     refusing the folder.
+
+    A folder streams (its splits are :class:`~edgecv.data.stream.FolderSplit`) when ``stream`` is True, or
+    when it is None and the folder would decode to more than ``EDGECV_RESIDENT_MB``; ``check`` then decodes
+    it once ahead (unreadable files, training statistics), reporting ``progress(done, total)``. The built-in
+    data sets always stay in memory.
     """
     info, path = parse_data_name(name)
     root = path if path is not None else Path(data_root or DEFAULT_DATA_ROOT)
-    raw = info.load(data_root=root, download=download, size=size, color=color, keep_going=keep_going)
     canonical = f"folder:{path.resolve()}" if path is not None else info.name
+    if path is not None:
+        listing = list_folder(path, color)
+        if streams(listing, size, stream):
+            return prepare_stream(canonical, listing, size, info.allow_flip, info.pad_mode, keep_going=keep_going,
+                                  check=check, progress=progress)
+        raw = load_folder_raw(path, size, color, keep_going, listing=listing)
+    else:
+        raw = info.load(data_root=root, download=download, size=size, color=color, keep_going=keep_going)
     return prepare(canonical, raw, size, color, info.allow_flip, info.pad_mode)
 
 
-__all__ = ["DATASETS", "DataBundle", "DatasetInfo", "Split", "load_dataset", "parse_data_name"]
+def streams(listing: Listing, size: int, stream: bool | None) -> bool:
+    """Whether a folder streams: as asked, or when it would not fit the resident budget."""
+    if stream is not None:
+        return stream
+    return len(listing) * COLORS[listing.color] * size * size > resident_limit()
+
+
+__all__ = ["DATASETS", "DataBundle", "DatasetInfo", "FolderSplit", "Split", "load_dataset", "parse_data_name"]

@@ -6,9 +6,10 @@ training (on the device) and, later, torch-free evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,13 +24,34 @@ INTERPOLATION = "bilinear"
 
 @dataclass
 class Split:
-    """Images ``x`` as uint8 (N, C, H, W) and integer labels ``y`` (N,)."""
+    """Images ``x`` as uint8 (N, C, H, W) and integer labels ``y`` (N,), held in memory.
+
+    :class:`edgecv.data.stream.FolderSplit` answers the same questions for images that stay on disk.
+    """
 
     x: np.ndarray
     y: np.ndarray
+    streamed = False
+    bad: list[tuple[str, str]] = field(default_factory=list)  # never any: the images were decoded already
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x.shape[1:])  # type: ignore[return-value]
+
+    def take(self, indices, workers: int | None = None) -> np.ndarray:
+        return self.x[np.asarray(indices, dtype=np.int64)]
+
+    def head(self, n: int) -> np.ndarray:
+        return self.x[:n]
+
+    def chunks(self, size: int | None = None, workers: int | None = None,
+               indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The whole split as one chunk: (images, positions), like a streamed split's chunks."""
+        order = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        yield (self.x if indices is None else self.x[order]), order
 
 
 def few_names(paths: list[str], shown: int = 3) -> str:
@@ -61,9 +83,9 @@ class DataBundle:
     name: str
     labels: list[str]
     color: str
-    train: Split
-    val: Split
-    test: Split
+    train: Any  # Split, or a FolderSplit when the folder streams
+    val: Any
+    test: Any
     mean: list[float]
     std: list[float]
     allow_flip: bool
@@ -72,7 +94,11 @@ class DataBundle:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+        return self.train.input_shape
+
+    @property
+    def streamed(self) -> bool:
+        return bool(self.train.streamed)
 
     def skipped_note(self) -> str | None:
         """What --keep-going left out, for the run's log."""
@@ -80,7 +106,7 @@ class DataBundle:
             return None
         return f"left out {len(self.skipped)} unreadable images (--keep-going): {few_names(self.skipped)}"
 
-    def split(self, name: str) -> Split:
+    def split(self, name: str) -> Any:
         if name not in ("train", "val", "test"):
             raise DataError(f"unknown split {name!r}; choose train, val or test")
         return getattr(self, name)

@@ -1,8 +1,14 @@
-"""Training batches straight from a uint8 tensor resident on the training device (airbench style).
+"""Training batches straight from a uint8 tensor resident on the training device (airbench style), or
+streamed from a folder by torch's DataLoader workers.
 
-The whole split is copied to the device once; every batch is an index slice of a seeded permutation,
-augmented as a batch (random crop with padding, optional horizontal flip) and normalised on the device.
-There are no DataLoader workers and no per-sample PIL transforms.
+Resident: the whole split is copied to the device once; every batch is an index slice of a seeded
+permutation, augmented as a batch (random crop with padding, optional horizontal flip) and normalised on the
+device. There are no DataLoader workers and no per-sample PIL transforms.
+
+Streamed (:class:`StreamBatches`, for a :class:`~edgecv.data.stream.FolderSplit`): the same permutation and
+the same batch augmentation on the device, but each batch's images are decoded from disk by DataLoader
+worker processes a few batches ahead, so memory does not grow with the number of images. Given the same
+pixels, both draw exactly the same batches.
 """
 
 from __future__ import annotations
@@ -11,8 +17,11 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from edgecv.data.base import Split
+from edgecv.data.stream import FolderSplit, default_workers
+from edgecv.errors import DataError
 
 
 def random_crop(x: torch.Tensor, pad: int, mode: str, gen: torch.Generator) -> torch.Tensor:
@@ -60,7 +69,7 @@ class DeviceBatches:
         drop_last: bool = False,
         shard: tuple[int, int] = (0, 1),
     ) -> None:
-        self.x = torch.from_numpy(split.x).to(device)
+        self.device = device
         self.y = torch.from_numpy(split.y).to(device)
         std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
@@ -77,6 +86,15 @@ class DeviceBatches:
         # Dropping the ragged last batch keeps BatchNorm away from 1-image batches; a split smaller than
         # one batch is still used whole.
         self.drop_last = drop_last and self._share() >= batch_size
+        self._keep(split)
+
+    def _keep(self, split) -> None:
+        self.x = torch.from_numpy(split.x).to(self.device)
+
+    def _images(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The uint8 images of each batch of indices, on the device."""
+        for idx in batches:
+            yield self.x[idx]
 
     def _share(self) -> int:
         """Images per rank and epoch: an equal share, so every rank runs the same number of batches."""
@@ -99,16 +117,85 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
         if self.shuffle:
-            order = torch.randperm(n, generator=self.gen).to(self.x.device)
+            order = torch.randperm(n, generator=self.gen)
         else:
-            order = torch.arange(n, device=self.x.device)
+            order = torch.arange(n)
         if self.world > 1:
             order = order[: self._share() * self.world][self.rank :: self.world]
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            x = self.x[idx].float()
+        order = order.to(self.y.device)
+        batches = [order[start : start + self.batch_size]
+                   for start in range(0, len(self) * self.batch_size, self.batch_size)]
+        for idx, images in zip(batches, self._images(batches), strict=True):
+            x = images.float()
             if self.crop_pad:
                 x = random_crop(x, self.crop_pad, self.pad_mode, self.gen)
             if self.flip:
                 x = random_flip(x, self.gen)
             yield self.normalize(x), self.y[idx]
+
+
+class _Decoded(Dataset):
+    """A folder split's images by position, decoded in a DataLoader worker."""
+
+    def __init__(self, split: FolderSplit) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        pixels = self.split.decode(i)
+        return torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())
+
+
+class _EpochOrder:
+    """The batch sampler: this epoch's batches of indices, set by :class:`StreamBatches` before each pass."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class StreamBatches(DeviceBatches):
+    """:class:`DeviceBatches` for a folder that streams: ``workers`` DataLoader processes decode each epoch's
+    batches (in the seeded order) ahead of the training step; labels alone are kept on the device.
+
+    Memory holds about ``2 × workers`` batches of pixels, whatever the number of images. ``workers=0`` decodes
+    in the training process itself.
+    """
+
+    def __init__(self, split: FolderSplit, *args, workers: int | None = None, **kwargs) -> None:
+        self.workers = default_workers() if workers is None else workers
+        super().__init__(split, *args, **kwargs)
+
+    def _keep(self, split) -> None:
+        self.order = _EpochOrder()
+        persistent = self.workers > 0 and self.shuffle  # training reuses its workers every epoch
+        self.loader = DataLoader(_Decoded(split), batch_sampler=self.order, num_workers=self.workers,
+                                 persistent_workers=persistent, pin_memory=self.device.type == "cuda",
+                                 prefetch_factor=2 if self.workers else None)
+
+    def _images(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        self.order.batches = [idx.tolist() for idx in batches]
+        loaded = iter(self.loader)
+        while True:
+            try:
+                images = next(loaded)
+            except StopIteration:
+                return
+            except DataError as exc:  # a worker's error arrives with its traceback in the message
+                last = str(exc).strip().splitlines()[-1]
+                raise DataError(last.split("DataError: ", 1)[-1]) from None
+            yield images.to(self.device, non_blocking=True)
+
+
+def batches_for(split, *args, workers: int | None = None, **kwargs) -> DeviceBatches:
+    """Batches of ``split``: streamed by DataLoader workers for a folder that streams, else resident."""
+    if getattr(split, "streamed", False):
+        return StreamBatches(split, *args, workers=workers, **kwargs)
+    return DeviceBatches(split, *args, **kwargs)

@@ -6,6 +6,8 @@ class folders and a fixed, stratified split is made.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +20,47 @@ from edgecv.imageio import MAX_PIXELS, open_image, to_pixels
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
-def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Classes and (path, class index) pairs under ``root`` via torchvision's ImageFolder."""
-    from torchvision.datasets import ImageFolder
+# torchvision's ImageFolder extensions, for the base install where torchvision is absent
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
+
+def _find(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """ImageFolder's classes and samples without torch: sorted class folders, each walked in sorted order
+    (links followed), keeping the files with an image extension."""
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    samples = []
+    for index, name in enumerate(classes):
+        for folder, _, files in sorted(os.walk(root / name, followlinks=True)):
+            samples.extend((os.path.join(folder, f), index) for f in sorted(files)
+                           if f.lower().endswith(IMG_EXTENSIONS))
+    if classes and not samples:
+        raise FileNotFoundError(f"Found no valid file for the classes {', '.join(classes)}")
+    return classes, samples
+
+
+def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Classes and (path, class index) pairs under ``root`` via torchvision's ImageFolder (the same listing
+    by hand in the torch-free install)."""
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a folder")
     try:
-        found = ImageFolder(str(root), loader=str)
+        from torchvision.datasets import ImageFolder
+    except ImportError:
+        ImageFolder = None  # noqa: N806
+    try:
+        if ImageFolder is None:
+            classes, samples = _find(root)
+        else:
+            found = ImageFolder(str(root), loader=str)
+            classes, samples = found.classes, found.samples
     except FileNotFoundError as exc:
         raise DataError(f"image folder {root}: {exc}") from None
-    if len(found.classes) < 2:
+    if len(classes) < 2:
         raise DataError(
-            f"image folder {root} has {len(found.classes)} class folder(s); "
+            f"image folder {root} has {len(classes)} class folder(s); "
             "a classifier needs at least 2 (one sub-folder per class)"
         )
-    return found.classes, found.samples
+    return classes, samples
 
 
 def _open_checked(path: str) -> Image.Image:
@@ -44,12 +71,17 @@ def _open_checked(path: str) -> Image.Image:
         raise DataError(str(exc)) from None
 
 
-def _decode(path: str, size: int, color: str) -> np.ndarray:
-    """The same decoding the Predictor uses, so training and serving see the same pixels."""
+def decode_chw(path: str, size: int, color: str) -> np.ndarray:
+    """One image as uint8 (C, size, size), decoded as the Predictor decodes, so training and serving see the
+    same pixels."""
     try:
-        return to_pixels(_open_checked(path), color, (size, size), "bilinear", f"image {path}").transpose(1, 2, 0)
+        return to_pixels(_open_checked(path), color, (size, size), "bilinear", f"image {path}")
     except InvalidImageError as exc:
         raise DataError(str(exc)) from None
+
+
+def _decode(path: str, size: int, color: str) -> np.ndarray:
+    return decode_chw(path, size, color).transpose(1, 2, 0)
 
 
 def _decode_all(samples: list[tuple[str, int]], size: int, color: str,
@@ -78,18 +110,30 @@ def _auto_color(samples: list[tuple[str, int]]) -> str:
     return "L"
 
 
-def _refuse_bad(root: Path, bad: list[tuple[str, str]], total: int) -> None:
+def refuse_bad(root: Path, bad: list[tuple[str, str]], total: int) -> None:
     names = few_names([path for path, _ in bad])
     raise DataError(f"{len(bad)} of {total} images in {root} cannot be read ({names}; the first: {bad[0][1]}); "
                     "fix or remove them, or pass --keep-going to leave them out")
 
 
-def load_folder_raw(data_root: Path, size: int, color: str | None = None, keep_going: bool = False,
-                    **_: object) -> RawData:
-    """Decode every image once at ``size``×``size`` in ``color`` (auto: L if all images are grayscale).
-    Unreadable images are all found first: they stop the load with their count and first names, or with
-    ``keep_going`` they are left out and listed in ``skipped``."""
-    root = Path(data_root)
+@dataclass
+class Listing:
+    """A folder's images before decoding: (paths, labels) per split that has its own folder, the class names
+    and the colour mode the images are decoded to."""
+
+    root: Path
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    labels: list[str]
+    color: str
+
+    def __len__(self) -> int:
+        return sum(len(y) for _, y in self.splits.values())
+
+
+def list_folder(root: Path, color: str | None = None) -> Listing:
+    """Find the classes and images of a folder (``train``/``val``/``test`` sub-folders when present) without
+    decoding them; ``color`` None is L if every image is grayscale, else RGB (read from the headers)."""
+    root = Path(root)
     split_dirs = {name: root / name for name in ("train", "val", "test") if (root / name).is_dir()}
     if "train" not in split_dirs:
         split_dirs = {"train": root}
@@ -101,16 +145,27 @@ def load_folder_raw(data_root: Path, size: int, color: str | None = None, keep_g
                 f"{split_dirs[name]} has classes {split_classes}, but {split_dirs['train']} has {classes}"
             )
     every = [s for _, samples in scanned.values() for s in samples]
-    target = color or _auto_color(every)
+    splits = {name: (np.array([p for p, _ in samples], dtype=str), np.array([c for _, c in samples], np.int64))
+              for name, (_, samples) in scanned.items()}
+    return Listing(root, splits, list(classes), color or _auto_color(every))
+
+
+def load_folder_raw(data_root: Path, size: int, color: str | None = None, keep_going: bool = False,
+                    listing: Listing | None = None, **_: object) -> RawData:
+    """Decode every image once at ``size``×``size`` in ``color`` (auto: L if all images are grayscale).
+    Unreadable images are all found first: they stop the load with their count and first names, or with
+    ``keep_going`` they are left out and listed in ``skipped``."""
+    listing = listing or list_folder(Path(data_root), color)
     bad: list[tuple[str, str]] = []
-    arrays = {name: _decode_all(samples, size, target, bad) for name, (_, samples) in scanned.items()}
+    arrays = {name: _decode_all(list(zip(paths, labels, strict=True)), size, listing.color, bad)
+              for name, (paths, labels) in listing.splits.items()}
     if bad and not keep_going:
-        _refuse_bad(root, bad, len(every))
+        refuse_bad(listing.root, bad, len(listing))
     return RawData(
         train=arrays["train"],
         val=arrays.get("val"),
         test=arrays.get("test"),
-        labels=list(classes),
-        color=target,
+        labels=listing.labels,
+        color=listing.color,
         skipped=[path for path, _ in bad],
     )

@@ -49,6 +49,8 @@ class TrainConfig:
     feature_lr_scale: float | None = None  # feature LR = lr x this when unfrozen (vgg16-transfer)
     calibrate: bool = True  # fit a temperature on the validation split after training (edgecv.calibration)
     keep_going: bool = False  # leave out a folder's unreadable images instead of refusing it
+    stream: bool | None = None  # folders: decode on the fly; None: when larger than EDGECV_RESIDENT_MB
+    workers: int | None = None  # DataLoader processes decoding a streamed folder; None: one per core, at most 4
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +114,9 @@ class TrainConfig:
             (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
             (self.img_size is None or 4 <= self.img_size <= 1024, "--img-size must be between 4 and 1024"),
             (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
+            (self.workers is None or self.workers >= 0, "--workers must be at least 0"),
+            (not self.stream or self.data.startswith("folder:"),
+             "--stream applies to folder:PATH data sets; the built-in ones are always held in memory"),
         ]
         for ok, message in checks:
             if not ok:

@@ -18,7 +18,7 @@ from torch import nn
 from edgecv import __version__
 from edgecv.data import DataBundle, load_dataset
 from edgecv.data.base import Split
-from edgecv.data.batches import DeviceBatches
+from edgecv.data.batches import DeviceBatches, batches_for
 from edgecv.errors import CheckpointError, EdgecvError, TrainingDiverged
 from edgecv.fsutil import remove_stale_temps, write_json
 from edgecv.metrics import classification_metrics, macro_scores
@@ -44,6 +44,7 @@ class Reporter:
     def step(self, loss: torch.Tensor) -> None: ...
     def epoch_end(self, row: dict[str, Any]) -> None: ...
     def note(self, message: str) -> None: ...
+    def checking(self, done: int, total: int) -> None: ...  # a streamed folder's pass before training
 
 
 @dataclass
@@ -90,9 +91,9 @@ class _Session:
         self.amp = amp_dtype(cfg.amp, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.train_batches = DeviceBatches(
+        self.train_batches = batches_for(
             data.train, data.mean, data.std, distributed.per_rank_batch(cfg.batch_size, self.dist), device,
-            shuffle=True, shard=(self.dist.rank, self.dist.world),
+            workers=cfg.workers, shuffle=True, shard=(self.dist.rank, self.dist.world),
             crop_pad=max(1, cfg.img_size // 16) if cfg.augment else 0, pad_mode=data.pad_mode,
             flip=bool(cfg.flip), gen=self.gen, channels_last=channels_last, drop_last=True,
         )
@@ -106,7 +107,7 @@ class _Session:
 
     def batches(self, split: Split) -> DeviceBatches:
         d = self.data
-        return DeviceBatches(split, d.mean, d.std, EVAL_BATCH, self.device,
+        return batches_for(split, d.mean, d.std, EVAL_BATCH, self.device, workers=self.cfg.workers,
                              channels_last=self.train_batches.memory_format == torch.channels_last)
 
     def autocast(self):
@@ -153,8 +154,7 @@ class _Session:
             "history": state.history,
             "best": {"val_loss": state.best_val_loss, "epoch": state.best_epoch},
             "bad_epochs": state.bad_epochs,
-            "finished": state.finished,
-            "stopped_early": state.stopped_early,
+            "finished": state.finished, "stopped_early": state.stopped_early,
         }
 
 
@@ -317,9 +317,9 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
     return TrainResult(run_dir, metrics, best["epoch"], state.epoch, state.stopped_early, state.history)
 
 
-def _load_data(cfg: TrainConfig) -> DataBundle:
+def _load_data(cfg: TrainConfig, reporter: Reporter) -> DataBundle:
     return load_dataset(cfg.data, cfg.img_size, color=cfg.color, data_root=cfg.data_root, download=cfg.download,
-                        keep_going=cfg.keep_going)
+                        keep_going=cfg.keep_going, stream=cfg.stream, progress=reporter.checking)
 
 
 def _join(cfg: TrainConfig, reporter: Reporter | None) -> tuple[torch.device, distributed.Dist, Reporter]:
@@ -346,7 +346,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = 
     """Train ``cfg.model`` on ``cfg.data`` into a new run directory and score it on the test split."""
     cfg = cfg.resolved()
     device, dist, reporter = _join(cfg, reporter)
-    data = _load_data(cfg)
+    data = _load_data(cfg, reporter)
     session = _Session(cfg, data, device, load_weights=True)
     run_dir, problem = Path(cfg.out) if cfg.out else default_run_dir(cfg), None
     if dist.main:
@@ -393,7 +393,7 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
         metrics = json.loads(run_paths(run_dir)["metrics"].read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
     device, dist, reporter = _join(cfg, reporter)
-    session = _Session(cfg, _load_data(cfg), device, load_weights=False)
+    session = _Session(cfg, _load_data(cfg, reporter), device, load_weights=False)
     session.restore(ckpt)
     if dist.main:
         write_history(run_paths(run_dir)["history"], state.history)
