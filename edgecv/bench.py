@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from edgecv.errors import EdgecvError, ModelError
 from edgecv.evaluate import SplitData, load_split, score
 from edgecv.metrics import agreement
 from edgecv.modeldata import data_source
-from edgecv.preprocess import to_model_input
 from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runtime_for
 from edgecv.timing import Subject, summarise_timing, time_interleaved
 from edgecv.verdicts import fp16_note, pareto_front, recommend, slower_notes
@@ -203,8 +202,9 @@ def _accuracy_rows(rows: list[VariantResult], right: dict[str, np.ndarray], ref:
 
 def bench(models: list[Path], options: RuntimeOptions | None = None, opts: BenchOptions | None = None, *,
           data: str | None = None, data_root: str | None = None, progress=None,
-          keep_going: bool = False) -> BenchReport:
-    """Benchmark model files (or every variant of run directories) on one provider."""
+          keep_going: bool = False, stream: bool | None = None) -> BenchReport:
+    """Benchmark model files (or every variant of run directories) on one provider; a large folder (or any,
+    with ``stream``) is scored as it streams from disk."""
     options, opts = options or RuntimeOptions(), opts or BenchOptions()
     opts.validate()
     progress = progress or (lambda _msg: None)
@@ -224,12 +224,13 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         loaded = _load(path, options)
         key = (data_source(path, loaded.spec, data, data_root), tuple(loaded.spec.input_shape))
         if key != split_key:  # variants of one model share one split: the same images for all
-            split, split_key = load_split(path, loaded.spec, True, data, data_root, "test", keep_going), key
+            split, split_key = load_split(path, loaded.spec, True, data, data_root, "test", keep_going, stream), key
         assert split is not None
-        metrics, probs = score(loaded, replace(split, x=to_model_input(split.raw, loaded.spec)))
+        metrics, probs = score(loaded, split, lambda done, total, n=path.name: progress(
+            f"scoring {n}: {done:,}/{total:,} images"))
         name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), rows)
         probs_of[name], right_of[name] = probs, probs.argmax(1) == split.y
-        subjects.append(Subject(loaded, split.raw))
+        subjects.append(Subject(loaded, split.head(max(opts.batch_sizes))))
         rows.append(VariantResult(
             name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
             size_bytes=path.stat().st_size, latency_ms={}, throughput={}, session=session,

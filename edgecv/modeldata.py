@@ -56,8 +56,11 @@ def keeps_going(model_path: Path) -> bool:
 
 
 def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, int],
-                keep_going: bool = False) -> Any:
-    """The data set at the model's input size and colour."""
+                keep_going: bool = False, stream: bool | None = None) -> Any:
+    """The data set at the model's input size and colour. A folder that streams is decoded ahead only with
+    ``keep_going``: its unreadable files must be left out before the split is carved, as in training, or
+    the test split would differ from the one the model was trained beside; otherwise they show (and stop
+    the work) as the folder is read."""
     from edgecv.data import load_dataset
 
     c, h, w = input_shape
@@ -68,7 +71,8 @@ def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, i
         raise ModelError(f"the model takes {c} channels; edgecv data sets have 1 (L) or 3 (RGB)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return load_dataset(name, h, color=color, data_root=data_root, keep_going=keep_going)
+        return load_dataset(name, h, color=color, data_root=data_root, keep_going=keep_going, stream=stream,
+                            check=keep_going)
 
 
 def check_labels(bundle: Any, spec: ModelSpec) -> None:

@@ -74,6 +74,31 @@ class StatusLine:
             self._live.stop()
 
 
+class ImageBar:
+    """A progress bar of images done (count, rate, time) on stderr; silent when stderr is not a terminal.
+    ``update(done, total)`` is the callback that evaluation and prediction report to."""
+
+    def __init__(self, text: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn(escape(text)), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("images"), TimeElapsedColumn(),
+                             console=err, transient=True, disable=not err.is_terminal)
+        self._task = None
+
+    def __enter__(self) -> ImageBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._task = self._bar.add_task("images", total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+
 def fmt_count(n: int) -> str:
     """1234567 -> '1.23M'."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):

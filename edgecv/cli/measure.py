@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import StatusLine, err, fmt_bytes, out, print_wide, run_guarded
+from edgecv.cli.common import ImageBar, StatusLine, err, fmt_bytes, out, print_wide, run_guarded
 from edgecv.errors import EdgecvError
 from edgecv.fsutil import write_json
 
@@ -19,6 +19,8 @@ PROVIDER_HELP = "cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; tor
 
 
 KEEP_GOING_HELP = "Leave out a folder's unreadable images instead of refusing the folder."
+STREAM_HELP = ("Folder data: decode the images as they are scored instead of loading them all first [default: "
+               "when the folder would take more than EDGECV_RESIDENT_MB, 1024].")
 TRUST_HELP = ("Run TorchScript files that edgecv did not write for this user. TorchScript runs the code inside "
               "the file: pass this only for files from a source you trust.")
 
@@ -94,6 +96,7 @@ def eval_cmd(
     json_file: Path = typer.Option(None, "--json", help="Also write the metrics as JSON to this file."),
     trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
     keep_going: bool = typer.Option(False, "--keep-going", help=KEEP_GOING_HELP),
+    stream: bool = typer.Option(None, "--stream/--no-stream", help=STREAM_HELP),
     labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
     mean: str = typer.Option(None, "--mean", help="For a model without a spec: per-channel mean (0..1)."),
     std: str = typer.Option(None, "--std", help="For a model without a spec: per-channel std (0..1)."),
@@ -110,8 +113,9 @@ def eval_cmd(
 
         spec = spec_from_flags(labels, mean, std, input_shape)
         options = _runtime_options(provider, threads, allow_fallback, trust=trust)
-        result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
-                          split=split, spec=spec, keep_going=keep_going)
+        with ImageBar(f"scoring {model.name}") as bar:
+            result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
+                              split=split, spec=spec, keep_going=keep_going, stream=stream, progress=bar.update)
         print_eval(result)
         if json_file is not None:
             _write_report(json_file, result.to_dict())
@@ -193,6 +197,7 @@ def bench_cmd(
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
     trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
     keep_going: bool = typer.Option(False, "--keep-going", help=KEEP_GOING_HELP),
+    stream: bool = typer.Option(None, "--stream/--no-stream", help=STREAM_HELP),
 ) -> None:
     """Benchmark every variant of a model: batch-1 latency percentiles with 95% intervals from interleaved
     rounds, throughput per batch size, memory and cold start from a fresh process per variant, and the metrics
@@ -214,7 +219,7 @@ def bench_cmd(
         options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust)
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
-                           progress=status.update, keep_going=keep_going)
+                           progress=status.update, keep_going=keep_going, stream=stream)
         print_bench(report)
         target = json_file or (models[0] / "bench.json" if len(models) == 1 and models[0].is_dir() else None)
         if target is not None:

@@ -206,7 +206,7 @@ def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
     name, root = data_source(ckpt, spec, None, data_root)
     test = load_bundle(name, root, spec.input_shape, keeps_going(ckpt)).test
     pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(count, len(test)), replace=False))
-    return test.x[pick], test.y[pick]
+    return test.take(pick), test.y[pick]
 
 
 def _save(path: Path, data: bytes) -> Path:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import err, out, run_guarded
+from edgecv.cli.common import ImageBar, err, out, run_guarded
 from edgecv.errors import EdgecvError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -51,16 +51,20 @@ def predict_cmd(
             raise EdgecvError(f"--top-k must be at least 1, got {top_k}")
         predictor = Predictor(model, provider=provider, top_k=top_k)
         rows, failed = [], []
-        for path in expand(images):
-            try:
-                pred = predictor.predict(path)
-            except InvalidImageError as exc:
-                if not keep_going:
-                    raise
-                failed.append({"file": str(path), "error": str(exc)})
-                continue
-            rows.append({"file": str(path), "label": pred.label, "index": pred.index, "score": pred.score,
-                         "topk": [[label, score] for label, score in pred.topk]})
+        files = expand(images)
+        with ImageBar(f"classifying with {model.name}") as bar:  # one image at a time: memory stays flat
+            for done, path in enumerate(files, 1):
+                try:
+                    pred = predictor.predict(path)
+                except InvalidImageError as exc:
+                    if not keep_going:
+                        raise
+                    failed.append({"file": str(path), "error": str(exc)})
+                    continue
+                finally:
+                    bar.update(done, len(files))
+                rows.append({"file": str(path), "label": pred.label, "index": pred.index, "score": pred.score,
+                             "topk": [[label, score] for label, score in pred.topk]})
         if json_out:
             out.print_json(json.dumps(rows + failed))
         else:

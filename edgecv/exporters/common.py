@@ -62,10 +62,10 @@ class Source:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 data = load_dataset(cfg.data, spec.size[0], color=spec.color, data_root=cfg.data_root,
-                                    keep_going=cfg.keep_going)
+                                    keep_going=cfg.keep_going, stream=cfg.stream, check=False)
+                return data.val.head(REAL_BATCH)
         except EdgecvError:
             return None
-        return data.val.x[:REAL_BATCH]
 
 
 def load_source(path: Path | str) -> Source:

@@ -145,7 +145,8 @@ def _model_spec(path: Path, model: Any, options: QuantizeOptions) -> tuple[Model
     else:
         shape = spec.input_shape
     name, root = data_source(path, spec, options.data, options.data_root)
-    bundle = load_bundle(name, root, shape, keeps_going(path))
+    # a model without a spec takes the data set's statistics, which a folder that streams has not computed
+    bundle = load_bundle(name, root, shape, keeps_going(path), stream=False if spec is None else None)
     return (spec or foreign_spec(shape, bundle)), spec is not None, bundle
 
 

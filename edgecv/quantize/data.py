@@ -41,7 +41,7 @@ def load_quant_data(spec: ModelSpec, bundle: Any, calib_size: int) -> QuantData:
     pick = np.sort(rng.choice(len(bundle.train), size=n, replace=False))
     return QuantData(
         name=bundle.name,
-        calib=to_model_input(bundle.train.x[pick], spec),
-        val_x=to_model_input(bundle.val.x, spec), val_y=bundle.val.y,
-        test_x=to_model_input(bundle.test.x, spec), test_y=bundle.test.y,
+        calib=to_model_input(bundle.train.take(pick), spec),
+        val_x=to_model_input(bundle.val.take(np.arange(len(bundle.val))), spec), val_y=bundle.val.y,
+        test_x=to_model_input(bundle.test.take(np.arange(len(bundle.test))), spec), test_y=bundle.test.y,
     )

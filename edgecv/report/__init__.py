@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,6 @@ def _variant_file(run_dir: Path, recorded: str) -> Path:
 
 def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None):
     from edgecv.evaluate import load_split, score
-    from edgecv.preprocess import to_model_input
     from edgecv.runtimes import load_model
 
     scored, split = [], None
@@ -111,7 +110,7 @@ def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None)
         loaded = load_model(path)
         if split is None:
             split = load_split(path, loaded.spec, True, None, data_root)
-        metrics, probs = score(loaded, replace(split, x=to_model_input(split.raw, loaded.spec)))
+        metrics, probs = score(loaded, split)
         scored.append(Scored(v["name"], path, v, metrics, probs))
         write_json(run_dir / "eval" / f"{path.name}.json",
                    {"model": str(path), "variant": v["name"], "data": split.name, "split": "test",
@@ -326,7 +325,7 @@ def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str
     pick = np.sort(np.random.default_rng(0).choice(len(y), size=min(count, len(y)), replace=False))
     pred = ref.predicted
     caps = [f"true {labels[y[i]]}\npred {labels[pred[i]]} {ref.probs[i].max():.0%}" for i in pick]
-    grid = figures.image_grid(split.raw[pick], caps, [bool(pred[i] == y[i]) for i in pick],
+    grid = figures.image_grid(split.images(pick), caps, [bool(pred[i] == y[i]) for i in pick],
                               f"{len(pick)} random test images, predicted by {ref.name} (green right, red wrong)")
     mistakes = [(float(s.probs[i].max()), s.name, i) for s in scored for i in np.flatnonzero(s.predicted != y)]
     mistakes.sort(key=lambda m: -m[0])
@@ -336,7 +335,7 @@ def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str
         owner = {s.name: s for s in scored}
         caps = [f"{name}\ntrue {labels[y[i]]}\npred {labels[owner[name].predicted[i]]} {conf:.0%}"
                 for conf, name, i in top]
-        gallery = figures.image_grid(split.raw[[i for _, _, i in top]], caps, [False] * len(top),
+        gallery = figures.image_grid(split.images([i for _, _, i in top]), caps, [False] * len(top),
                                      "The most confident mistakes, over every variant")
         blocks += [f"{len(mistakes)} wrong answers over {len(scored)} variants; the most confident ones:",
                    Figure("mistakes", figures.png(gallery), "The most confident mistakes and the variant that made "
@@ -344,7 +343,7 @@ def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str
     else:
         order = np.argsort(ref.probs.max(1))[:16]
         caps = [f"true {labels[y[i]]}\npred {labels[pred[i]]} {ref.probs[i].max():.0%}" for i in order]
-        gallery = figures.image_grid(split.raw[order], caps, [True] * len(order),
+        gallery = figures.image_grid(split.images(order), caps, [True] * len(order),
                                      f"No variant makes a mistake: {ref.name}'s least confident answers instead")
         blocks += [f"No variant gets any of the {len(y)} test images wrong, so there are no mistakes to show; "
                    f"these are {ref.name}'s least confident answers.",
@@ -360,7 +359,7 @@ def _explanations(run_dir: Path, labels: list[str], split: Any, count: int) -> S
     model, spec, _ = explain.load_explainable(run_dir)
     pick = np.sort(np.random.default_rng(1).choice(len(split.y), size=min(count, len(split.y)), replace=False))
     try:
-        cams = explain.grad_cam(model, spec, split.raw[pick])
+        cams = explain.grad_cam(model, spec, split.images(pick))
     except ModelError as exc:
         return Section("explanations", "Explanations", [f"No Grad-CAM or feature maps: {exc}."])
     blocks: list[Any] = [
@@ -368,11 +367,11 @@ def _explanations(run_dir: Path, labels: list[str], split: Any, count: int) -> S
         Figure("gradcam", figures.png(explain.overlay_figure(cams, labels, split.y[pick])),
                "Test images (top) and their Grad-CAM overlays (bottom)."),
     ]
-    maps = explain.activations(model, spec, split.raw[pick[:1]])
+    maps = explain.activations(model, spec, split.images(pick[:1]))
     names = list(maps)
     for name in dict.fromkeys([names[0], names[len(names) // 2], names[-1]]):
         blocks.append(Figure(f"maps_{name.replace('.', '_')}",
-                             figures.png(explain.activation_figure(name, maps[name], split.raw[pick[0]])),
+                             figures.png(explain.activation_figure(name, maps[name], split.images(pick[:1])[0])),
                              f"Feature maps of {name} for the first image above."))
     return Section("explanations", "Explanations", blocks)
 
