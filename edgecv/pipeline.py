@@ -36,6 +36,7 @@ class PipelineOptions:
     calibrate: bool = True  # temperature scaling on the validation split after training
     isolate: bool = True  # bench measures memory and cold start in a fresh process per variant
     keep_going: bool = False  # leave out a folder's unreadable images instead of refusing it
+    stream: bool | None = None  # folders: stream from disk; None: when larger than EDGECV_RESIDENT_MB
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
@@ -161,7 +162,8 @@ def _train(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
     else:
         given = {"data_root": opts.data_root} if opts.data_root else {}
         cfg = TrainConfig(data=opts.data, model=opts.model, epochs=opts.epochs, out=str(run_dir),
-                          download=opts.download, calibrate=opts.calibrate, keep_going=opts.keep_going, **given)
+                          download=opts.download, calibrate=opts.calibrate, keep_going=opts.keep_going,
+                          stream=opts.stream, **given)
         done = train(cfg, reporter, overwrite=True)
     m = done.metrics
     t = m.get("calibration", {}).get("temperature", 1.0)
@@ -195,7 +197,8 @@ def _bench(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
     from edgecv.runtimes import RuntimeOptions
 
     report = bench([run_dir], RuntimeOptions(provider=opts.provider),
-                   BenchOptions(seconds=opts.seconds, isolate=opts.isolate), data_root=opts.data_root)
+                   BenchOptions(seconds=opts.seconds, isolate=opts.isolate), data_root=opts.data_root,
+                   stream=opts.stream)
     write_json(run_dir / "bench.json", report.to_dict())
     result.bench = report
     return f"{len(report.variants)} variants; recommended: {report.recommended}"

@@ -172,6 +172,7 @@ class StudyOptions:
     calibrate: bool = True
     isolate: bool = True
     keep_going: bool = False
+    stream: bool | None = None
     constraints: Constraints = field(default_factory=Constraints)
 
     def study_dir(self) -> Path:
@@ -243,7 +244,7 @@ def run_study(opts: StudyOptions, reporter: Any = None,
         popts = PipelineOptions(data=opts.data, model=model, epochs=opts.epochs, provider=opts.provider, out=run_dir,
                                 force=opts.force, seconds=opts.seconds, data_root=opts.data_root,
                                 download=opts.download, calibrate=opts.calibrate, isolate=opts.isolate,
-                                keep_going=opts.keep_going)
+                                keep_going=opts.keep_going, stream=opts.stream)
         try:
             result = run_pipeline(popts, reporter, lambda i, n, m, model=model: on_stage(model, i, n, m))
         except EdgecvError as exc:

@@ -37,6 +37,10 @@ def pipeline_cmd(
                                  help="Bench memory and cold start in a fresh process per variant."),
     keep_going: bool = typer.Option(False, "--keep-going",
                                     help="Leave out a folder's unreadable images (listed) instead of refusing it."),
+    stream: bool = typer.Option(None, "--stream/--no-stream",
+                                help="Folder data: decode images from disk as they are used instead of holding "
+                                     "them in memory [default: when the folder would take more than "
+                                     "EDGECV_RESIDENT_MB, 1024]."),
     max_latency_ms: float = typer.Option(None, "--max-latency-ms",
                                          help="Constraint: batch-1 p50 at most this (its whole 95% interval)."),
     max_size_mb: float = typer.Option(None, "--max-size-mb", help="Constraint: model file at most this many MB."),
@@ -68,7 +72,7 @@ def pipeline_cmd(
         constraints.validate()
         common = dict(data=data, epochs=epochs, provider=provider, out=out_dir, force=force, seconds=seconds,
                       data_root=str(data_root) if data_root else None, download=download, calibrate=calibrate,
-                      isolate=isolate, keep_going=keep_going)
+                      isolate=isolate, keep_going=keep_going, stream=stream)
         with StatusLine("") as status:
             def show(line: str, running: bool) -> None:
                 if running:

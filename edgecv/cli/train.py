@@ -36,7 +36,8 @@ class RichReporter:
         self.run_dir, self.best, self.epochs_done = run_dir, float("inf"), first_epoch - 1
         verb = "Resuming" if first_epoch > 1 else "Training"
         out.print(f"[bold]{verb}[/] {cfg.model} on {escape(data.name)} ({c}x{h}x{w}, {len(data.labels)} classes: "
-                  f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test) "
+                  f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test"
+                  f"{_streamed(cfg) if data.streamed else ''}) "
                   f"for {cfg.epochs} epochs, {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, seed {cfg.seed} "
                   f"-> {escape(str(run_dir))}", soft_wrap=True)
         if first_epoch > cfg.epochs:
@@ -95,6 +96,13 @@ class RichReporter:
         if self.run_dir is None or self.epochs_done == 0:
             return ""
         return f"; epoch {self.epochs_done} is saved, continue with: edgecv train --resume {self.run_dir}"
+
+
+def _streamed(cfg) -> str:
+    from edgecv.data.stream import default_workers
+
+    workers = default_workers() if cfg.workers is None else cfg.workers
+    return f", streamed from disk by {workers} DataLoader workers" if workers else ", streamed from disk"
 
 
 def _check_split(batch_size: int, nproc: int) -> None:

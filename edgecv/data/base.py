@@ -155,36 +155,54 @@ def _to_pil(img: np.ndarray) -> Image.Image:
     return Image.fromarray(img if img.ndim == 2 or img.shape[2] > 1 else img[:, :, 0])
 
 
-def to_nchw(images: np.ndarray, size: int, color: str, source_color: str) -> np.ndarray:
-    """Convert (N, H, W[, C]) uint8 images to ``color`` at size×size with Pillow, as (N, C, size, size).
+def to_nchw(images: np.ndarray, size: int, color: str, source_color: str,
+            indices: np.ndarray | None = None) -> np.ndarray:
+    """Convert (N, H, W[, C]) uint8 images (those at ``indices``, default all) to ``color`` at size×size with
+    Pillow, as (n, C, size, size), filling the result directly: no whole-split temporary copies.
 
     Pillow does both steps so that apps that decode with Pillow see exactly the training pixels.
     """
     if images.ndim == 3:
         images = images[..., None]
-    n, h, w, _ = images.shape
+    _, h, w, _ = images.shape
+    pick = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
     channels = 3 if color == "RGB" else 1
+    out = np.empty((len(pick), channels, size, size), dtype=np.uint8)
     if (h, w) == (size, size) and color == source_color:
-        out = images
-    else:
-        out = np.empty((n, size, size, channels), dtype=np.uint8)
-        for i in range(n):
-            pil = _to_pil(images[i])
-            if pil.mode != color:
-                pil = pil.convert(color)
-            if pil.size != (size, size):
-                pil = pil.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(pil)
-            out[i] = arr[..., None] if arr.ndim == 2 else arr
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        for start in range(0, len(pick), 1024):
+            out[start:start + 1024] = images[pick[start:start + 1024]].transpose(0, 3, 1, 2)
+        return out
+    for k, i in enumerate(pick):
+        pil = _to_pil(images[i])
+        if pil.mode != color:
+            pil = pil.convert(color)
+        if pil.size != (size, size):
+            pil = pil.resize((size, size), Image.Resampling.BILINEAR)
+        arr = np.asarray(pil)
+        out[k] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return out
 
 
-def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 (N, C, H, W) images scaled to 0..1."""
+def pixel_sums(x: np.ndarray) -> np.ndarray:
+    """Per image and channel, the sum and the sum of squares of uint8 (N, C, H, W) pixels scaled to 0..1, as
+    (N, 2, C) float64."""
     xs = x.astype(np.float64) / 255.0
-    mean = xs.mean(axis=(0, 2, 3))
-    std = np.maximum(xs.std(axis=(0, 2, 3)), 1e-3)
+    return np.stack([xs.sum(axis=(2, 3)), (xs * xs).sum(axis=(2, 3))], axis=1)
+
+
+def stats_from_sums(sums: np.ndarray, pixels_per_image: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (rounded to 4 places) from :func:`pixel_sums` of every image of a split."""
+    total = sums.sum(axis=0) / (len(sums) * pixels_per_image)
+    mean = total[0]
+    std = np.maximum(np.sqrt(np.maximum(total[1] - mean * mean, 0.0)), 1e-3)
     return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in std]
+
+
+def channel_stats(x: np.ndarray, chunk: int = 1024) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 (N, C, H, W) images scaled to 0..1, a chunk of images at a time (a
+    float64 copy of a whole split would take 8 times its size), exactly as a streamed folder computes them."""
+    sums = np.concatenate([pixel_sums(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    return stats_from_sums(sums, x.shape[2] * x.shape[3])
 
 
 def prepare(
@@ -197,17 +215,23 @@ def prepare(
         raise DataError(f"image size must be positive, got {size}")
     target = color or raw.color
     x, y = raw.train
-    labeled = {"train": raw.train, "val": raw.val, "test": raw.test}
+    # each split as (its source images, positions in them, labels): carving picks positions, not copies
+    labeled = {"train": (x, np.arange(len(y)), y)}
+    for split_name in ("val", "test"):
+        given = getattr(raw, split_name)
+        labeled[split_name] = None if given is None else (given[0], np.arange(len(given[1])), given[1])
     if labeled["test"] is None:
-        labeled["train"], labeled["test"] = stratified_split(x, y, TEST_FRACTION, "test")
+        (keep, ky), (held, hy) = stratified_split(labeled["train"][1], y, TEST_FRACTION, "test")
+        labeled["train"], labeled["test"] = (x, keep, ky), (x, held, hy)
     if labeled["val"] is None:
-        x, y = labeled["train"]
-        labeled["train"], labeled["val"] = stratified_split(x, y, VAL_FRACTION, "validation")
+        (keep, ky), (held, hy) = stratified_split(labeled["train"][1], labeled["train"][2], VAL_FRACTION,
+                                                  "validation")
+        labeled["train"], labeled["val"] = (x, keep, ky), (x, held, hy)
     splits = {}
-    for split_name, (sx, sy) in labeled.items():
+    for split_name, (sx, pick, sy) in labeled.items():  # type: ignore[misc]
         if len(sy) == 0:
             raise DataError(f"data set {name!r} has an empty {split_name} split")
-        splits[split_name] = Split(to_nchw(sx, size, target, raw.color), np.asarray(sy, np.int64))
+        splits[split_name] = Split(to_nchw(sx, size, target, raw.color, pick), np.asarray(sy, np.int64))
     mean, std = channel_stats(splits["train"].x)
     return DataBundle(
         name=name,

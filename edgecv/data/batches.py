@@ -30,11 +30,10 @@ def random_crop(x: torch.Tensor, pad: int, mode: str, gen: torch.Generator) -> t
     padded = F.pad(x, (pad, pad, pad, pad), mode=mode if mode == "reflect" and pad < min(h, w) else "constant")
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    chan = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[batch, chan, rows, cols]
+    # two gathers over broadcast (never materialised) index views: no (b, c, h, w) index tensors to allocate
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, w + 2 * pad)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
+    return padded.gather(2, rows).gather(3, cols)
 
 
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

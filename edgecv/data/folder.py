@@ -86,17 +86,18 @@ def _decode(path: str, size: int, color: str) -> np.ndarray:
 
 def _decode_all(samples: list[tuple[str, int]], size: int, color: str,
                 bad: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Every readable image of ``samples``; (path, reason) of each that cannot be read goes to ``bad``."""
-    pixels, labels = [], []
+    """Every readable image of ``samples``, decoded into one preallocated array; (path, reason) of each that
+    cannot be read goes to ``bad``."""
+    x = np.empty((len(samples), size, size, 3 if color == "RGB" else 1), np.uint8)
+    labels = []
     for path, label in samples:
         try:
-            pixels.append(_decode(path, size, color))
+            x[len(labels)] = _decode(path, size, color)
         except DataError as exc:
             bad.append((path, str(exc)))
             continue
         labels.append(label)
-    x = np.stack(pixels) if pixels else np.zeros((0, size, size, 3 if color == "RGB" else 1), np.uint8)
-    return x, np.asarray(labels, dtype=np.int64)
+    return x[:len(labels)], np.asarray(labels, dtype=np.int64)
 
 
 def _auto_color(samples: list[tuple[str, int]]) -> str:

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from edgecv.data.base import TEST_FRACTION, VAL_FRACTION, DataBundle, stratified_split
+from edgecv.data.base import TEST_FRACTION, VAL_FRACTION, DataBundle, pixel_sums, stats_from_sums, stratified_split
 from edgecv.data.folder import Listing, decode_chw, refuse_bad
 from edgecv.errors import DataError
 from edgecv.spec import COLORS
@@ -135,8 +135,7 @@ def _sums(split: FolderSplit, progress: Callable[[int], None], workers: int | No
     NaN for the images that cannot be read (listed in ``split.bad``)."""
     sums = np.full((len(split), 2, split.input_shape[0]), np.nan)
     for x, idx in split.chunks(workers=workers):
-        xs = x.astype(np.float64) / 255.0
-        sums[idx, 0], sums[idx, 1] = xs.sum(axis=(2, 3)), (xs * xs).sum(axis=(2, 3))
+        sums[idx] = pixel_sums(x)
         progress(len(x))
     progress(len(split.bad))
     return sums
@@ -193,9 +192,6 @@ def prepare_stream(name: str, listing: Listing, size: int, allow_flip: bool, pad
     mean: list[float] = []
     std: list[float] = []
     if check:
-        train_sums = sums["train"][carved["train"][0]].sum(axis=0) / (len(carved["train"][0]) * size * size)
-        mu = train_sums[0]
-        sd = np.maximum(np.sqrt(np.maximum(train_sums[1] - mu * mu, 0.0)), 1e-3)
-        mean, std = [round(float(v), 4) for v in mu], [round(float(v), 4) for v in sd]
+        mean, std = stats_from_sums(sums["train"][carved["train"][0]], size * size)
     return DataBundle(name=name, labels=listing.labels, color=listing.color, mean=mean, std=std,
                       allow_flip=allow_flip, pad_mode=pad_mode, skipped=[path for path, _ in bad], **splits)
