@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error, cli_env, make_image_folder, run_cli
+from conftest import assert_user_error, cli_env, invoke, make_image_folder, run_cli
 from test_torch_free import BLOCK_TORCH
 
 from edgecv.data import FolderSplit, Split, load_dataset
@@ -133,9 +133,9 @@ def test_train_eval_and_bench_stream_a_folder_with_the_same_results(tmp_path):
     assert bench_row["metrics"]["accuracy"] == ms["accuracy"]
 
     (root / "cat" / "cat_3.png").write_bytes(b"broken")
-    broken = run_cli("eval", model, "--stream", "--data", f"folder:{root}", "--split", "train")
+    broken = invoke("eval", model, "--stream", "--data", f"folder:{root}", "--split", "train")
     assert_user_error(broken, "1 of", "cat_3.png", "--keep-going")
-    assert_user_error(run_cli("train", "--data", "digits", "--stream", "--out", tmp_path / "d"),
+    assert_user_error(invoke("train", "--data", "digits", "--stream", "--out", tmp_path / "d"),
                       "--stream applies to folder:PATH")
-    assert_user_error(run_cli(*args, "--stream", "--workers", "-1", "--out", tmp_path / "w"),
+    assert_user_error(invoke(*args, "--stream", "--workers", "-1", "--out", tmp_path / "w"),
                       "--workers must be at least 0")
