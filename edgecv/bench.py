@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,7 @@ def environment(options: RuntimeOptions) -> dict[str, Any]:
         "threads": options.threads or f"runtime default ({os.cpu_count()} cores)",
         "os": platform.platform(), "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__, "torch": torch_version,
+        "openvino": sys.modules["openvino"].__version__ if "openvino" in sys.modules else None,
         "provider_requested": options.provider, "providers_available": available(),
     }
 
@@ -202,9 +203,11 @@ def _accuracy_rows(rows: list[VariantResult], right: dict[str, np.ndarray], ref:
 
 def bench(models: list[Path], options: RuntimeOptions | None = None, opts: BenchOptions | None = None, *,
           data: str | None = None, data_root: str | None = None, progress=None,
-          keep_going: bool = False, stream: bool | None = None) -> BenchReport:
-    """Benchmark model files (or every variant of run directories) on one provider; a large folder (or any,
-    with ``stream``) is scored as it streams from disk."""
+          keep_going: bool = False, stream: bool | None = None,
+          runtimes: tuple[str, ...] = ("onnxruntime",)) -> BenchReport:
+    """Benchmark model files (or every variant of run directories) on one provider; every ONNX file runs once
+    on each of ``runtimes`` (ONNX Runtime, OpenVINO), in the same table. A large folder (or any, with
+    ``stream``) is scored as it streams from disk."""
     options, opts = options or RuntimeOptions(), opts or BenchOptions()
     opts.validate()
     progress = progress or (lambda _msg: None)
@@ -219,9 +222,16 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     rows: list[VariantResult] = []
     probs_of: dict[str, np.ndarray] = {}
     right_of: dict[str, np.ndarray] = {}
-    for path in files:
-        progress(f"loading and scoring {path.name}")
-        loaded = _load(path, options)
+    jobs = _jobs(files, options, runtimes, report)
+    for path, job_options in jobs:
+        progress(f"loading and scoring {path.name} on {job_options.runtime}")
+        try:
+            loaded = _load(path, job_options)
+        except ModelError as exc:
+            if job_options.runtime == "onnxruntime":
+                raise
+            report.notes.append(f"{job_options.runtime} could not run {path.name}: {exc}")  # said, not hidden
+            continue
         key = (data_source(path, loaded.spec, data, data_root), tuple(loaded.spec.input_shape))
         if key != split_key:  # variants of one model share one split: the same images for all
             split, split_key = load_split(path, loaded.spec, True, data, data_root, "test", keep_going, stream), key
@@ -241,7 +251,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     if opts.isolate:
         for s, row in zip(subjects, rows, strict=True):
             progress(f"{row.name}: memory and cold start in a process of its own")
-            probe = _memory(s.loaded, options, opts, report)
+            probe = _memory(s.loaded, replace(options, runtime=_runtime_of(s.loaded)), opts, report)
             if probe:
                 row.memory = {k: probe[k] for k in ("model_bytes", "baseline_bytes", "peak_bytes", "big_batch",
                                                     "big_batch_bytes", "device_bytes")}
@@ -301,6 +311,26 @@ def _int8_calibration(files: list[Path]) -> str | None:
             return f"{data.get('calib_images', '?')} images of the {data.get('name', '?')} " \
                    f"{data.get('calib_split', 'train')} split"
     return None
+
+
+def _runtime_of(loaded: Loaded) -> str:
+    return "openvino" if loaded.format == "openvino" else "onnxruntime"
+
+
+def _jobs(files: list[Path], options: RuntimeOptions, runtimes: tuple[str, ...],
+          report: BenchReport) -> list[tuple[Path, RuntimeOptions]]:
+    """(file, options) for every row: an ONNX file once per runtime, a torch file once."""
+    from edgecv.runtimes import ONNX_RUNTIMES
+
+    unknown = [r for r in runtimes if r not in ONNX_RUNTIMES]
+    if unknown or not runtimes:
+        raise EdgecvError(f"--runtimes takes a comma list of {', '.join(ONNX_RUNTIMES)}, got {', '.join(runtimes)}")
+    if "openvino" in runtimes:
+        from edgecv.runtimes.openvino_rt import require_openvino
+
+        require_openvino()  # asked for and missing: an error, never a table without it
+    return [(path, replace(options, runtime=r)) for path in files
+            for r in (runtimes if runtime_for(path) == "onnxruntime" else ("onnxruntime",))]
 
 
 def _torch_available() -> bool:

@@ -58,6 +58,24 @@ def lenet_onnx(trained) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def full_run(trained, tmp_path_factory):
+    """A lenet5 digits run with every variant: checkpoint, TorchScript, ONNX fp32/fp16/int8/int8-dynamic."""
+    import shutil
+
+    from edgecv.exporters import export_onnx, export_torchscript, load_source
+    from edgecv.quantize import QuantizeOptions, quantize
+
+    run = tmp_path_factory.mktemp("measure") / "run"
+    shutil.copytree(trained("lenet5", epochs=3), run,
+                    ignore=shutil.ignore_patterns("model*", "export.json", "quantize.json"))
+    source = load_source(run)
+    export_onnx(source, run / "model.onnx")
+    export_torchscript(source, run / "model.pt")
+    quantize(run / "model.onnx", QuantizeOptions(calib_size=128))
+    return run
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` (uint8) in the IDX format MNIST ships in."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,22 +27,6 @@ VARIANTS = {"checkpoints/best.pt": ("torch", "fp32"), "model.pt": ("torchscript"
             "model.int8.onnx": ("onnx", "int8"), "model.int8-dynamic.onnx": ("onnx", "int8-dynamic")}
 
 
-@pytest.fixture(scope="module")
-def full_run(trained, tmp_path_factory):
-    """A lenet5 digits run with every variant: checkpoint, TorchScript, ONNX fp32/fp16/int8/int8-dynamic."""
-    from edgecv.exporters import export_onnx, export_torchscript, load_source
-    from edgecv.quantize import QuantizeOptions, quantize
-
-    run = tmp_path_factory.mktemp("measure") / "run"
-    shutil.copytree(trained("lenet5", epochs=3), run,
-                    ignore=shutil.ignore_patterns("model*", "export.json", "quantize.json"))
-    source = load_source(run)
-    export_onnx(source, run / "model.onnx")
-    export_torchscript(source, run / "model.pt")
-    quantize(run / "model.onnx", QuantizeOptions(calib_size=128))
-    return run
-
-
 def test_eval_gives_the_same_suite_for_every_variant(full_run, tmp_path):
     data = load_dataset("digits", 32)
     y = data.test.y

@@ -3,6 +3,7 @@ the same inputs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -15,7 +16,10 @@ from edgecv.fsutil import write_json
 
 MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 
-PROVIDER_HELP = "cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda)."
+PROVIDER_HELP = ("cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda; "
+                 "--runtime openvino: cpu | gpu | npu).")
+RUNTIME_HELP = ("Engine for ONNX files: onnxruntime, or openvino (OpenVINO's own runtime, pip install "
+                "'edgecv[openvino]').")
 
 
 KEEP_GOING_HELP = "Leave out a folder's unreadable images instead of refusing the folder."
@@ -90,6 +94,7 @@ def eval_cmd(
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
     split: str = typer.Option("test", "--split", help="train | val | test."),
     provider: str = typer.Option("cpu", "--provider", help=PROVIDER_HELP),
+    runtime: str = typer.Option("onnxruntime", "--runtime", help=RUNTIME_HELP),
     threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: the runtime's]."),
     allow_fallback: bool = typer.Option(False, "--allow-fallback",
                                         help="Accept ONNX Runtime running on another provider than asked."),
@@ -112,7 +117,7 @@ def eval_cmd(
         from edgecv.evaluate import evaluate, spec_from_flags
 
         spec = spec_from_flags(labels, mean, std, input_shape)
-        options = _runtime_options(provider, threads, allow_fallback, trust=trust)
+        options = replace(_runtime_options(provider, threads, allow_fallback, trust=trust), runtime=runtime)
         with ImageBar(f"scoring {model.name}") as bar:
             result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
                               split=split, spec=spec, keep_going=keep_going, stream=stream, progress=bar.update)
@@ -171,6 +176,9 @@ def print_bench(report) -> None:
 def bench_cmd(
     models: list[Path] = typer.Argument(..., help="Run directories (every variant in them) or model files."),
     provider: str = typer.Option("cpu", "--provider", help=PROVIDER_HELP),
+    runtimes: str = typer.Option("onnxruntime", "--runtimes",
+                                 help="Engines for the ONNX files, comma-separated: every file gets a row on each "
+                                      "(onnxruntime, openvino), e.g. --runtimes onnxruntime,openvino."),
     batch_sizes: str = typer.Option("1,8,64", "--batch-sizes", help="Batch sizes for throughput."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed calls before each measurement."),
     iters: int = typer.Option(None, "--iters",
@@ -219,7 +227,8 @@ def bench_cmd(
         options = _runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust)
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
-                           progress=status.update, keep_going=keep_going, stream=stream)
+                           progress=status.update, keep_going=keep_going, stream=stream,
+                           runtimes=tuple(r.strip() for r in runtimes.split(",") if r.strip()))
         print_bench(report)
         target = json_file or (models[0] / "bench.json" if len(models) == 1 and models[0].is_dir() else None)
         if target is not None:

@@ -102,17 +102,18 @@ def _variant_file(run_dir: Path, recorded: str) -> Path:
 
 def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None):
     from edgecv.evaluate import load_split, score
-    from edgecv.runtimes import load_model
+    from edgecv.runtimes import RuntimeOptions, load_model
 
     scored, split = [], None
     for v in bench["variants"]:
         path = _variant_file(run_dir, v["file"])
-        loaded = load_model(path)
+        openvino = v.get("format") == "openvino"  # the same ONNX file on OpenVINO's runtime: its own row
+        loaded = load_model(path, RuntimeOptions(runtime="openvino") if openvino else None)
         if split is None:
             split = load_split(path, loaded.spec, True, None, data_root)
         metrics, probs = score(loaded, split)
         scored.append(Scored(v["name"], path, v, metrics, probs))
-        write_json(run_dir / "eval" / f"{path.name}.json",
+        write_json(run_dir / "eval" / f"{path.name}{'.openvino' if openvino else ''}.json",
                    {"model": str(path), "variant": v["name"], "data": split.name, "split": "test",
                     "metrics": metrics, "predicted": probs.argmax(1).tolist(),
                     "confidence": probs.max(1).round(6).tolist()})

@@ -25,6 +25,16 @@ def _onnxruntime(path: Path, options: RuntimeOptions, spec: ModelSpec | None) ->
     return load_onnx_session(path, options, spec)
 
 
+@RUNTIMES.register("openvino")
+def _openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | None) -> Loaded:
+    from edgecv.runtimes.openvino_rt import load_openvino
+
+    return load_openvino(path, options, spec)
+
+
+ONNX_RUNTIMES = ("onnxruntime", "openvino")  # engines that run edgecv's ONNX files (RuntimeOptions.runtime)
+
+
 @RUNTIMES.register("torchscript")
 def _torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None) -> Loaded:
     from edgecv.runtimes.torch_rt import load_torchscript
@@ -61,13 +71,22 @@ def runtime_for(path: Path) -> str:
 
 
 def load_model(path: Path | str, options: RuntimeOptions | None = None, spec: ModelSpec | None = None) -> Loaded:
-    """Load a model file on the requested provider; ``spec`` overrides (or supplies) the file's own."""
+    """Load a model file on the requested provider; ``spec`` overrides (or supplies) the file's own. An ONNX
+    file runs on ``options.runtime`` (ONNX Runtime, or OpenVINO's own runtime)."""
     path = Path(path)
+    options = options or RuntimeOptions()
+    if options.runtime not in ONNX_RUNTIMES:
+        raise ModelError(f"--runtime must be one of {', '.join(ONNX_RUNTIMES)}, got {options.runtime!r}")
     kind = runtime_for(path)
-    loaded = RUNTIMES.get(kind)(path, options or RuntimeOptions(), spec)
-    loaded.name = f"{loaded.format} {loaded.precision}" if loaded.format == "onnx" else loaded.format
+    if kind == "onnxruntime":
+        kind = options.runtime
+    elif options.runtime != "onnxruntime":
+        raise ModelError(f"{options.runtime} runs ONNX files, and {path.name} is a {kind} file; export it first: "
+                         "edgecv export RUN_DIR --format onnx")
+    loaded = RUNTIMES.get(kind)(path, options, spec)
+    loaded.name = f"{loaded.format} {loaded.precision}" if loaded.format in ("onnx", "openvino") else loaded.format
     return loaded
 
 
-__all__ = ["EVAL_BATCH", "PRECISIONS", "PROVIDERS", "RUNTIMES", "Loaded", "ProviderError", "RuntimeOptions",
-           "available", "load_model", "runtime_for"]
+__all__ = ["EVAL_BATCH", "ONNX_RUNTIMES", "PRECISIONS", "PROVIDERS", "RUNTIMES", "Loaded", "ProviderError",
+           "RuntimeOptions", "available", "load_model", "runtime_for"]

@@ -20,7 +20,8 @@ EVAL_BATCH = 256
 class RuntimeOptions:
     """How to run a model: the provider and the knobs a user may turn."""
 
-    provider: str = "cpu"  # cpu | cuda | tensorrt | openvino (torch runtimes: cpu | cuda)
+    provider: str = "cpu"  # cpu | cuda | tensorrt | openvino (torch runtimes: cpu | cuda; OpenVINO's: cpu | gpu | npu)
+    runtime: str = "onnxruntime"  # which engine runs ONNX files: onnxruntime | openvino
     threads: int | None = None  # intra-op threads; None: the runtime's default
     allow_fallback: bool = False  # accept ONNX Runtime placing the model on another provider
     graph_optimization: str = "all"  # disable | basic | extended | all
