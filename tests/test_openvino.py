@@ -98,3 +98,11 @@ def test_openvino_is_refused_in_one_line_when_missing_or_misapplied(full_run, tm
     assert_user_error(invoke("bench", full_run, "--runtimes", "ort"), "--runtimes takes a comma list")
     assert_user_error(invoke("eval", full_run / "model.onnx", "--runtime", "openvino", "--provider", "cuda"),
                       "runs on cpu, gpu, npu")
+
+
+def test_onnx_export_checks_the_file_on_openvino_too(full_run, tmp_path):
+    from edgecv.exporters import export_onnx, load_source
+
+    report = export_onnx(load_source(full_run), tmp_path / "m.onnx")
+    other = report.to_dict()["other_runtimes"]["openvino"]
+    assert other["passed"] and other["max_abs_diff"] <= report.atol and other["top1_agreement"] == 1.0

@@ -36,7 +36,20 @@ def print_reports(reports) -> None:
         opset = f", opset {r.opset}" if r.opset else ""
         out.print(f"[green]wrote[/] {escape(r.file)}: {fmt_bytes(r.size_bytes)}, {fmt_count(r.params)} params, "
                   f"{fmt_count(r.macs)} MACs, batch {r.batch}{opset}, {r.exporter}; "
-                  f"parity ok (atol {r.atol:g}) in {r.seconds:.1f}s", soft_wrap=True)
+                  f"parity ok (atol {r.atol:g}) in {r.seconds:.1f}s{_others(r.other_runtimes)}", soft_wrap=True)
+
+
+def _others(runtimes: dict) -> str:
+    """How the same file fares on the other installed engines (not required to pass)."""
+    parts = []
+    for name, p in runtimes.items():
+        if "error" in p:
+            parts.append(f"{name} cannot run it: {escape(p['error'])}")
+        else:
+            verdict = "ok" if p["passed"] else "[yellow]differs[/]"
+            parts.append(f"{name} parity {verdict} (max abs diff {p['max_abs_diff']:.1e}, top-1 agree "
+                         f"{p['top1_agreement']:.0%})")
+    return "".join(f"; {part}" for part in parts)
 
 
 def export_cmd(

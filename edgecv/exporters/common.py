@@ -170,6 +170,8 @@ class ExportReport:
     atol: float
     parity: list[ParityRow] = field(default_factory=list)
     passed: bool = False
+    # the same file on other installed engines (OpenVINO): their parity against torch, reported, not required
+    other_runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,9 +10,11 @@ MobileNetV3 and silently kept opset 18 for VGG16 (torch 2.15); it also took 10-2
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -25,6 +27,7 @@ from edgecv.exporters.common import (
     ExportReport,
     Source,
     check_parity,
+    compare,
     example_input,
     exportable,
     parity_inputs,
@@ -108,6 +111,24 @@ def _finish(model: onnx.ModelProto, spec: ModelSpec, simplify: bool) -> onnx.Mod
     return model
 
 
+def openvino_parity(path: Path, spec: ModelSpec, module: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                    atol: float) -> dict[str, Any]:
+    """The exported file on OpenVINO's runtime against the torch model, on the parity inputs."""
+    from edgecv.runtimes import RuntimeOptions
+    from edgecv.runtimes.openvino_rt import load_openvino
+
+    try:
+        loaded = load_openvino(path, RuntimeOptions(), spec)
+    except EdgecvError as exc:
+        return {"passed": False, "error": str(exc)}
+    with torch.no_grad():
+        rows = [compare(name, module(x).numpy(), loaded.run(x.numpy())) for name, x in inputs.items()]
+    worst = max(r.max_abs_diff for r in rows)
+    agreement = min(r.top1_agreement for r in rows)
+    return {"passed": worst <= atol and agreement == 1.0, "max_abs_diff": worst, "top1_agreement": agreement,
+            "version": loaded.details["openvino"]}
+
+
 def export_onnx(source: Source, out: Path, *, opset: int = DEFAULT_OPSET, batch: int | None = None,
                 uint8_input: bool = False, simplify: bool = True, exporter: str = "legacy",
                 atol: float = 1e-4) -> ExportReport:
@@ -135,8 +156,10 @@ def export_onnx(source: Source, out: Path, *, opset: int = DEFAULT_OPSET, batch:
         model = _finish(onnx.load(str(tmp)), spec, simplify)
         onnx.save(model, str(tmp), save_as_external_data=False)
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        check_parity(report, module, parity_inputs(source, spec, batch),
-                     lambda x: np.asarray(session.run([OUTPUT], {INPUT: x.numpy()})[0]))
+        inputs = parity_inputs(source, spec, batch)
+        check_parity(report, module, inputs, lambda x: np.asarray(session.run([OUTPUT], {INPUT: x.numpy()})[0]))
+        if importlib.util.find_spec("openvino") is not None:
+            report.other_runtimes["openvino"] = openvino_parity(tmp, spec, module, inputs, atol)
         report.size_bytes = tmp.stat().st_size
     report.seconds = time.perf_counter() - start
     return report
