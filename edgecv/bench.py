@@ -36,7 +36,8 @@ from edgecv.timing import Subject, summarise_timing, time_interleaved
 from edgecv.verdicts import fp16_note, pareto_front, recommend, slower_notes
 
 VARIANT_FILES = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
-                 "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt")
+                 "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt", "model.pte",
+                 "model.int8.pte")
 SCHEMA = 2  # bench.json: 2 adds intervals, rounds, isolated memory, cold start and the paired accuracy test
 
 
@@ -343,12 +344,24 @@ def _torch_available() -> bool:
 
 def _runnable(files: list[Path], report: BenchReport) -> list[Path]:
     """A run directory's files, without the torch ones where torch is not installed (the base install)."""
-    torch_files = [f for f in files if runtime_for(f) in ("torch", "torchscript")]
+    torch_files = [f for f in files if runtime_for(f) in ("torch", "torchscript", "executorch")]
     if not torch_files or _torch_available():
-        return files
+        return _with_executorch(files, report)
     report.notes.append(f"skipped {', '.join(f.name for f in torch_files)}: torch is not installed "
                         "(pip install 'edgecv[train]')")
     return [f for f in files if f not in torch_files]
+
+
+def _with_executorch(files: list[Path], report: BenchReport) -> list[Path]:
+    """A run directory's files, without its .pte files where ExecuTorch is not installed."""
+    import importlib.util
+
+    pte = [f for f in files if runtime_for(f) == "executorch"]
+    if not pte or importlib.util.find_spec("executorch") is not None:
+        return files
+    report.notes.append(f"skipped {', '.join(f.name for f in pte)}: ExecuTorch is not installed "
+                        "(pip install 'edgecv[executorch]')")
+    return [f for f in files if f not in pte]
 
 
 def _unique(name: str, rows: list[VariantResult]) -> str:

@@ -49,8 +49,9 @@ class Predictor:
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  input_shape: Sequence[int] | None = None) -> None:
         path = Path(model_path)
-        if runtime_for(path) != "onnxruntime":
-            raise ModelError(f"{path} is a torch file; the Predictor runs ONNX files (edgecv export --format onnx)")
+        if runtime_for(path) not in ("onnxruntime", "executorch"):
+            raise ModelError(f"{path} is a torch file; the Predictor runs ONNX files (edgecv export --format onnx) "
+                             "and ExecuTorch .pte files")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         spec = _spec_from_kwargs(labels, mean, std, input_shape)
@@ -180,7 +181,8 @@ def _bindable(model: Any) -> bool:
     """Whether single images can run through a :class:`_Bound`: on the CPU, one float32 (1 or N, classes)
     output, a batch of 1 allowed, and the input type the spec says."""
     session = model.handle
-    if model.provider != "cpu" or model.fixed_batch not in (None, 1) or len(session.get_outputs()) != 1:
+    if model.format != "onnx" or model.provider != "cpu" or model.fixed_batch not in (None, 1) or \
+            len(session.get_outputs()) != 1:
         return False
     out, inp = session.get_outputs()[0], session.get_inputs()[0]
     dims = out.shape

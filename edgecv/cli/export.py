@@ -36,7 +36,13 @@ def print_reports(reports) -> None:
         opset = f", opset {r.opset}" if r.opset else ""
         out.print(f"[green]wrote[/] {escape(r.file)}: {fmt_bytes(r.size_bytes)}, {fmt_count(r.params)} params, "
                   f"{fmt_count(r.macs)} MACs, batch {r.batch}{opset}, {r.exporter}; "
-                  f"parity ok (atol {r.atol:g}) in {r.seconds:.1f}s{_others(r.other_runtimes)}", soft_wrap=True)
+                  f"{_parity(r)} in {r.seconds:.1f}s{_others(r.other_runtimes)}", soft_wrap=True)
+
+
+def _parity(r) -> str:
+    if r.max_abs_diff <= r.atol:
+        return f"parity ok (atol {r.atol:g})"
+    return f"int8: top-1 agreement {r.agreement:.0%} with torch, max abs diff {r.max_abs_diff:.2g}"
 
 
 def _others(runtimes: dict) -> str:
@@ -54,7 +60,9 @@ def _others(runtimes: dict) -> str:
 
 def export_cmd(
     source: Path = typer.Argument(..., help="A run directory (its best checkpoint) or a checkpoint file."),
-    fmt: str = typer.Option("all", "--format", "-f", help="onnx | torchscript | all."),
+    fmt: str = typer.Option("all", "--format", "-f",
+                            help="onnx | torchscript | all (both) | executorch (model.pte and model.int8.pte, "
+                                 "XNNPACK; pip install 'edgecv[executorch]')."),
     out_path: Path = typer.Option(None, "--out", "-o",
                                   help="Output file (one format) or folder (all) [default: the run directory]."),
     opset: int = typer.Option(None, "--opset", help="ONNX opset [default: 17, the widest runtime support]."),
@@ -65,6 +73,9 @@ def export_cmd(
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify the ONNX graph with onnxslim."),
     exporter: str = typer.Option("legacy", "--exporter",
                                  help="ONNX exporter: legacy, TorchScript-based (opsets 7-20) | dynamo (18+)."),
+    calib_size: int = typer.Option(512, "--calib-size",
+                                   help="executorch: training images calibrating model.int8.pte (the same draw as "
+                                        "edgecv quantize)."),
     json_out: bool = typer.Option(False, "--json", help="Print the export reports as JSON."),
 ) -> None:
     """Export a trained model to ONNX and/or TorchScript, each checked against the torch model.
@@ -78,6 +89,7 @@ def export_cmd(
         from edgecv.exporters import (
             DEFAULT_OPSET,
             FORMATS,
+            OPTIONAL_FORMATS,
             ExportError,
             default_path,
             export_onnx,
@@ -88,8 +100,17 @@ def export_cmd(
         from edgecv.exporters.onnx import check_opset
 
         formats = list(FORMATS) if fmt == "all" else [fmt]
-        if fmt != "all" and fmt not in FORMATS:
-            raise EdgecvError(f"--format must be onnx, torchscript or all, got {fmt!r}")
+        if fmt != "all" and fmt not in (*FORMATS, *OPTIONAL_FORMATS):
+            raise EdgecvError(f"--format must be onnx, torchscript, all or executorch, got {fmt!r}")
+        if calib_size < 1:
+            raise EdgecvError(f"--calib-size must be at least 1, got {calib_size}")
+        if fmt == "executorch":
+            from edgecv.exporters.executorch import require_executorch
+
+            require_executorch()
+            if uint8_input or fixed_batch_given(batch):
+                raise EdgecvError("--uint8-input and --batch apply to onnx and torchscript; a .pte takes float "
+                                  "NCHW input with a dynamic batch")
         if out_path is not None and len(formats) > 1 and out_path.suffix in (".onnx", ".pt"):
             raise EdgecvError(f"--out {out_path} names a file, but --format all writes two: pass --format onnx "
                               "or torchscript, or give --out a folder")
@@ -109,6 +130,9 @@ def export_cmd(
                 target = out_path / default_path(src, f, uint8_input).name
             _check_writable(target)
             try:
+                if f == "executorch":
+                    reports.extend(_executorch(src, target, atol, calib_size, record))
+                    continue
                 if f == "onnx":
                     report = export_onnx(src, target, opset=chosen_opset, batch=fixed, uint8_input=uint8_input,
                                          simplify=simplify, exporter=exporter, atol=atol)
@@ -128,6 +152,23 @@ def export_cmd(
             print_reports(reports)
 
     run_guarded(body)
+
+
+def fixed_batch_given(batch: str) -> bool:
+    return batch != "dynamic"
+
+
+def _executorch(src, target: Path, atol: float, calib_size: int, record) -> list:
+    """model.pte (fp32, parity within atol) and model.int8.pte (PT2E int8) beside it."""
+    from edgecv.exporters.executorch import calibration_for, export_executorch
+
+    int8_target = target.with_name(target.name.removesuffix(".pte") + ".int8.pte")
+    _check_writable(int8_target)
+    reports = [export_executorch(src, target, atol=atol)]
+    record(target.parent, reports[0])
+    reports.append(export_executorch(src, int8_target, calib=calibration_for(src, calib_size)))
+    record(int8_target.parent, reports[1])
+    return reports
 
 
 def _check_writable(target: Path) -> None:

@@ -31,7 +31,8 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def predict_cmd(
     images: list[Path] = typer.Argument(..., help="Image files or folders of images."),
-    model: Path = typer.Option(..., "--model", "-m", help="An edgecv ONNX file (its spec says how to preprocess)."),
+    model: Path = typer.Option(..., "--model", "-m",
+                               help="An edgecv ONNX file, or an ExecuTorch .pte (its spec says how to preprocess)."),
     top_k: int = typer.Option(3, "--top-k", help="How many classes to list per image."),
     provider: str = typer.Option("cpu", "--provider", help="cpu | cuda | tensorrt | openvino."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON list instead of a table."),

@@ -10,8 +10,9 @@ from edgecv.exporters.onnx import DEFAULT_OPSET, export_onnx
 from edgecv.exporters.torchscript import export_torchscript
 from edgecv.fsutil import write_json
 
-FORMATS = ("onnx", "torchscript")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = ("onnx", "torchscript")  # what --format all writes
+OPTIONAL_FORMATS = ("executorch",)  # needs its extra: edgecv[executorch]
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "executorch": ".pte"}
 
 
 def default_path(source: Source, fmt: str, uint8_input: bool) -> Path:
@@ -32,5 +33,5 @@ def record(out_dir: Path, report: ExportReport) -> None:
     write_json(path, {"exports": exports})
 
 
-__all__ = ["DEFAULT_OPSET", "FORMATS", "ExportError", "ExportReport", "Source", "default_path",
+__all__ = ["DEFAULT_OPSET", "FORMATS", "OPTIONAL_FORMATS", "ExportError", "ExportReport", "Source", "default_path",
            "export_onnx", "export_torchscript", "load_source", "record"]

@@ -28,6 +28,15 @@ class QuantData:
     test_y: np.ndarray
 
 
+def calibration_images(spec: ModelSpec, bundle: Any, calib_size: int) -> np.ndarray:
+    """``calib_size`` training images (always the same ones), prepared as the model's input: what every int8
+    format of edgecv (ONNX QDQ, ExecuTorch PT2E) calibrates on."""
+    rng = np.random.default_rng(CALIB_SEED)
+    n = min(calib_size, len(bundle.train))
+    pick = np.sort(rng.choice(len(bundle.train), size=n, replace=False))
+    return to_model_input(bundle.train.take(pick), spec)
+
+
 def load_quant_data(spec: ModelSpec, bundle: Any, calib_size: int) -> QuantData:
     """Draw ``calib_size`` calibration images from the training split (always the same ones) and prepare
     every split as the model's input."""
@@ -36,12 +45,9 @@ def load_quant_data(spec: ModelSpec, bundle: Any, calib_size: int) -> QuantData:
     if len(bundle.train) == 0:
         raise DataError(f"data set {bundle.name!r} has no training images to calibrate with")
     check_labels(bundle, spec)
-    rng = np.random.default_rng(CALIB_SEED)
-    n = min(calib_size, len(bundle.train))
-    pick = np.sort(rng.choice(len(bundle.train), size=n, replace=False))
     return QuantData(
         name=bundle.name,
-        calib=to_model_input(bundle.train.take(pick), spec),
+        calib=calibration_images(spec, bundle, calib_size),
         val_x=to_model_input(bundle.val.take(np.arange(len(bundle.val))), spec), val_y=bundle.val.y,
         test_x=to_model_input(bundle.test.take(np.arange(len(bundle.test))), spec), test_y=bundle.test.y,
     )

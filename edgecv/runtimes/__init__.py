@@ -32,6 +32,13 @@ def _openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | None) -> Lo
     return load_openvino(path, options, spec)
 
 
+@RUNTIMES.register("executorch")
+def _executorch(path: Path, options: RuntimeOptions, spec: ModelSpec | None) -> Loaded:
+    from edgecv.runtimes.executorch_rt import load_executorch
+
+    return load_executorch(path, options, spec)
+
+
 ONNX_RUNTIMES = ("onnxruntime", "openvino")  # engines that run edgecv's ONNX files (RuntimeOptions.runtime)
 
 
@@ -54,6 +61,8 @@ def runtime_for(path: Path) -> str:
     zip archives as edgecv checkpoints."""
     path = Path(path)
     require_file(path, "a model file", ModelError)
+    if path.suffix.lower() == ".pte":
+        return "executorch"
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -66,7 +75,8 @@ def runtime_for(path: Path) -> str:
             return "torch"
         raise ModelError(f"{path} is a zip archive but not a TorchScript file or an edgecv checkpoint")
     if path.suffix.lower() != ".onnx":
-        raise ModelError(f"{path} is not a model file edgecv reads (.onnx, TorchScript .pt, checkpoint .pt)")
+        raise ModelError(f"{path} is not a model file edgecv reads (.onnx, TorchScript .pt, checkpoint .pt, "
+                         "ExecuTorch .pte)")
     return "onnxruntime"
 
 
@@ -84,7 +94,8 @@ def load_model(path: Path | str, options: RuntimeOptions | None = None, spec: Mo
         raise ModelError(f"{options.runtime} runs ONNX files, and {path.name} is a {kind} file; export it first: "
                          "edgecv export RUN_DIR --format onnx")
     loaded = RUNTIMES.get(kind)(path, options, spec)
-    loaded.name = f"{loaded.format} {loaded.precision}" if loaded.format in ("onnx", "openvino") else loaded.format
+    with_precision = ("onnx", "openvino", "executorch")
+    loaded.name = f"{loaded.format} {loaded.precision}" if loaded.format in with_precision else loaded.format
     return loaded
 
 

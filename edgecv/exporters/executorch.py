@@ -1,0 +1,133 @@
+"""ExecuTorch ``.pte`` files: PyTorch's on-device runtime, with the XNNPACK delegate for CPUs.
+
+The model goes through ``torch.export`` (dynamic batch up to :data:`MAX_BATCH`; the example batch is that
+bound, as XNNPACK sizes its buffers from the example and refuses larger batches), is lowered to XNNPACK with
+``to_edge_transform_and_lower`` and serialised. The spec travels inside the file as a constant method
+(``edgecv_spec``, a JSON string), so no sidecar file can drift from it. int8 goes through the PT2E
+quantiser that XNNPACK defines (symmetric, per-channel weights), calibrated on the same training images that
+calibrate the ONNX int8 file. The written file is loaded back with ExecuTorch's own runtime and compared with
+the torch model: fp32 must match within ``atol``; an int8 file's difference is recorded, as quantisation
+moves logits by design.
+
+Optional: ``pip install 'edgecv[executorch]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgecv.errors import ModelError
+from edgecv.exporters.common import (
+    ExportReport,
+    Source,
+    check_parity,
+    compare,
+    example_input,
+    exportable,
+    parity_inputs,
+    quiet_torch,
+)
+from edgecv.fsutil import atomic_path
+from edgecv.spec import ModelSpec
+
+SPEC_METHOD = "edgecv_spec"
+QUANT_METHOD = "edgecv_quantization"
+MAX_BATCH = 256  # the dynamic batch axis's upper bound, part of the exported program (EVAL_BATCH fits)
+
+
+def require_executorch() -> Any:
+    """The executorch package, or a one-line error naming the extra."""
+    try:
+        import executorch
+    except ImportError:
+        raise ModelError("ExecuTorch is not installed: pip install 'edgecv[executorch]'") from None
+    return executorch
+
+
+def lower(module: torch.nn.Module, spec: ModelSpec, example: torch.Tensor, *, dynamic: bool = True,
+          calib: np.ndarray | None = None) -> bytes:
+    """The ``.pte`` bytes of ``module`` lowered to XNNPACK, carrying ``spec``; int8 when ``calib`` (model-ready
+    calibration images) is given."""
+    require_executorch()
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    shapes = ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
+    with quiet_torch(), torch.no_grad():
+        program = torch.export.export(module, (example,), dynamic_shapes=shapes)
+        constants = {SPEC_METHOD: spec.to_json()}
+        if calib is not None:
+            program = torch.export.export(_quantized(program, calib), (example,), dynamic_shapes=shapes)
+            constants[QUANT_METHOD] = json.dumps({"method": "int8-static", "quantizer": "XNNPACKQuantizer",
+                                                  "calib_images": int(len(calib))})
+        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()], constant_methods=constants)
+        return edge.to_executorch().buffer
+
+
+def _quantized(program: Any, calib: np.ndarray) -> torch.nn.Module:
+    """The exported program quantised by XNNPACK's PT2E quantiser, calibrated on ``calib``."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(program.module(), quantizer)
+    for start in range(0, len(calib), 64):
+        prepared(torch.from_numpy(np.ascontiguousarray(calib[start:start + 64])))
+    return convert_pt2e(prepared)
+
+
+def export_executorch(source: Source, out: Path, *, calib: np.ndarray | None = None,
+                      atol: float = 1e-4) -> ExportReport:
+    """Write ``out`` (fp32, or int8 with ``calib``) once ExecuTorch's own runtime runs it like the torch model.
+    Nothing is left at ``out`` on failure."""
+    from edgecv.runtimes.executorch_rt import load_executorch
+
+    start = time.perf_counter()
+    module, spec = exportable(source, uint8_input=False)
+    example = example_input(spec, MAX_BATCH)  # XNNPACK's buffers take the example's batch as their capacity
+    summary = source.summary
+    require_executorch()
+    version = importlib.metadata.version("executorch")
+    report = ExportReport(
+        format="executorch", file=str(out), opset=None,
+        exporter=f"torch.export + XNNPACK (executorch {version}, torch {torch.__version__})"
+                 + (", int8 PT2E" if calib is not None else ""),
+        batch=f"dynamic (1-{MAX_BATCH})",
+        input={"name": "x", "shape": ["batch", *example.shape[1:]], "dtype": spec.dtype, "layout": spec.layout},
+        size_bytes=0, params=summary.total_params, macs=summary.macs, atol=atol,
+    )
+    data = lower(module, spec, example, calib=calib)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+        loaded = load_executorch(tmp, None, None)
+        inputs = parity_inputs(source, spec, None)
+        if calib is None:
+            check_parity(report, module, inputs, lambda x: loaded.run(x.numpy()))
+        else:  # quantised logits differ by design: recorded, and the file is kept
+            with torch.no_grad():
+                report.parity = [compare(name, module(x).numpy(), loaded.run(x.numpy())) for name, x in inputs.items()]
+            report.passed = True
+        report.size_bytes = tmp.stat().st_size
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def calibration_for(source: Source, calib_size: int) -> np.ndarray:
+    """The training images that calibrate the run's ONNX int8 file, drawn the same way (edgecv.quantize)."""
+    from edgecv.modeldata import check_labels, load_bundle
+    from edgecv.quantize.data import calibration_images
+
+    cfg, spec = source.config, source.spec
+    bundle = load_bundle(cfg.data, cfg.data_root, spec.input_shape, cfg.keep_going, cfg.stream)
+    check_labels(bundle, spec)
+    return calibration_images(spec, bundle, calib_size)

@@ -1,0 +1,62 @@
+"""ExecuTorch's runtime for ``.pte`` files (XNNPACK on CPUs), behind the same :class:`Loaded` as every other
+runtime, so eval, bench and the report treat a ``.pte`` like any model file. The spec and the quantisation
+come from the file's own constant methods (see :mod:`edgecv.exporters.executorch`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv.errors import ModelError
+from edgecv.runtimes.base import Loaded, RuntimeOptions
+from edgecv.runtimes.ort import PRECISION
+from edgecv.spec import ModelSpec
+
+SPEC_METHOD = "edgecv_spec"
+QUANT_METHOD = "edgecv_quantization"
+MAX_BATCH = 256  # edgecv.exporters.executorch.MAX_BATCH
+
+
+def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec | None = None) -> Loaded:
+    """The ``forward`` method of an ExecuTorch program, ready to run numpy batches on the CPU."""
+    try:
+        import torch
+        from executorch.runtime import Runtime
+    except ImportError:
+        raise ModelError("ExecuTorch is not installed: pip install 'edgecv[executorch]'") from None
+    options = options or RuntimeOptions()
+    if options.provider != "cpu":
+        raise ModelError(f"ExecuTorch files run on the cpu (XNNPACK), not {options.provider!r}")
+    try:
+        program = Runtime.get().load_program(str(path))
+        names = set(program.method_names)
+        meta = {key: str(program.load_method(key).execute([])[0]) for key in (SPEC_METHOD, QUANT_METHOD)
+                if key in names}
+        method = program.load_method("forward")
+    except Exception as exc:  # the runtime raises RuntimeError/ValueError with its own codes
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"ExecuTorch cannot load {path}: {first}") from None
+    if spec is None:
+        if SPEC_METHOD not in meta:
+            raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
+        spec = ModelSpec.from_json(meta[SPEC_METHOD])
+    quant = json.loads(meta[QUANT_METHOD]) if QUANT_METHOD in meta else {}
+
+    def prepare(x: np.ndarray) -> Any:
+        if len(x) > MAX_BATCH:
+            raise ModelError(f"{path.name} takes batches of at most {MAX_BATCH} images (its export bound), "
+                             f"not {len(x)}")
+        return torch.from_numpy(np.ascontiguousarray(x))
+
+    def run_prepared(x: Any) -> Any:
+        return method.execute([x])
+
+    def fetch(outputs: Any) -> np.ndarray:
+        return outputs[0].numpy().copy()  # the runtime may reuse its output buffer
+
+    return Loaded(name="", format="executorch", precision=PRECISION.get(quant.get("method"), "fp32"),
+                  provider="cpu", file=Path(path), spec=spec, prepare=prepare, run_prepared=run_prepared,
+                  fetch=fetch, handle=program, details={"delegate": "XNNPACK", **quant})
