@@ -19,7 +19,6 @@ Usage: python benchmarks/edge_runtimes.py [--models lenet5,resnet] [--seconds 1]
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import tempfile
 from dataclasses import replace
@@ -28,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from inference import variants  # benchmarks/inference.py: fp32 and int8 files of a zoo model
+from inference import preset_args, variants  # benchmarks/inference.py: presets, their fp32 and int8 files
 
 from edgecv.bench import BenchOptions
 from edgecv.cpu import host_cpu
 from edgecv.exporters.executorch import MAX_BATCH, lower
-from edgecv.models import MODELS, create_model
+from edgecv.models import create_model
 from edgecv.runtimes import RuntimeOptions, load_model
 from edgecv.stats import speed_ratio
 from edgecv.timing import measure
@@ -55,12 +54,7 @@ def pte_files(name: str, spec, tmp: Path) -> tuple[Path, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [n for n, e in MODELS.items() if not e.pretrained]
-    parser.add_argument("--models", default=",".join(names))
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    args = preset_args(__doc__)
     options = RuntimeOptions(threads=args.threads)
     print(f"{host_cpu().describe()}, {args.threads or 'all'} threads, onnxruntime {ort.__version__}, "
           f"openvino {importlib.metadata.version('openvino')}, executorch {importlib.metadata.version('executorch')}")

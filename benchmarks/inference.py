@@ -54,13 +54,18 @@ def variants(name: str, tmp: Path, options: RuntimeOptions):
     return eager, load_model(fp32, options, spec), load_model(int8, options, spec)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def preset_args(doc: str) -> argparse.Namespace:
+    """--models (default: every preset without pretrained weights), --seconds and --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     names = [n for n, e in MODELS.items() if not e.pretrained]
     parser.add_argument("--models", default=",".join(names))
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = preset_args(__doc__)
     options = RuntimeOptions(threads=args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
