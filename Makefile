@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgecv-installed
 
-.PHONY: demo test lint bench clean chromium
+.PHONY: demo test test-all lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
+# the tests marked slow (whole pipelines killed and rerun, study resumption, the HTTP load test) run in test-all
 test: $(STAMP) chromium
 	$(BIN)/ruff check edgecv tests benchmarks examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+
+test-all: $(STAMP) chromium
+	$(BIN)/ruff check edgecv tests benchmarks examples
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgecv tests benchmarks examples

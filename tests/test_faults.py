@@ -218,6 +218,7 @@ def test_export_and_quantize_killed_while_writing_leave_only_whole_files(run):
     assert assert_complete(run) > 0
 
 
+@pytest.mark.slow  # make test-all
 def test_a_pipeline_killed_at_random_moments_finishes_when_run_again(tmp_path):
     out = tmp_path / "run"
     args = ["pipeline", "--model", "mlp", "--epochs", "2", "--out", out, "--seconds", "0.02", "--no-isolate"]
@@ -245,6 +246,7 @@ def _start_and_kill_after_first_checkpoint(out: Path, epochs: int) -> Path:
     return last
 
 
+@pytest.mark.slow  # make test-all
 def test_training_killed_while_writing_checkpoints_resumes_to_the_end(tmp_path):
     out = tmp_path / "run"
     _start_and_kill_after_first_checkpoint(out, epochs=5)

@@ -48,6 +48,7 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.slow  # make test-all
 def test_http_example_under_16_clients_times_500_requests(model, bodies):
     expected = []
     local = Predictor(model, top_k=3)

@@ -75,6 +75,7 @@ def test_a_rerun_skips_current_stages_and_a_stale_input_redoes_only_what_follows
     assert json.loads((run / "bench.json").read_text())["schema"] == 2
 
 
+@pytest.mark.slow  # make test-all
 def test_force_redoes_every_stage(tmp_path):
     run = tmp_path / "run"
     args = ("pipeline", "--model", "mlp", "--epochs", "1", "--out", run, "--seconds", "0.02")

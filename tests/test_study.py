@@ -107,6 +107,7 @@ def test_the_study_report_has_every_figure_links_each_model_and_renders_offline(
     assert np.asarray(Image.open(shot).convert("L")).std() > 10
 
 
+@pytest.mark.slow  # make test-all
 def test_adding_a_model_trains_only_that_one_and_a_failing_model_does_not_stop_the_study(study):
     folder, _ = study
     proc = run_cli("pipeline", "--model", "mlp,cnn-tiny,lenet5,vgg16-transfer", *ARGS, "--no-isolate", "--out",
@@ -121,6 +122,7 @@ def test_adding_a_model_trains_only_that_one_and_a_failing_model_does_not_stop_t
     assert {r["model"] for r in _rows(folder)} == {"mlp", "cnn-tiny", "lenet5"}
 
 
+@pytest.mark.slow  # make test-all
 def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
     folder = tmp_path / "s"
     args = [sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *ARGS, "--no-isolate", "--out",
