@@ -22,7 +22,7 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-# the tests marked slow (whole pipelines killed and rerun, study resumption, the HTTP load test) run in test-all
+# the tests marked slow (killed and rerun pipelines, study resumption, HTTP load, determinism) run in test-all
 test: $(STAMP) chromium
 	$(BIN)/ruff check edgecv tests benchmarks examples
 	$(BIN)/python -m pytest -q -m "not slow" --durations=15

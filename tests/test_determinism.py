@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import run_cli
 
@@ -12,6 +13,7 @@ def _weights(run) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
 
 
+@pytest.mark.slow  # make test-all
 def test_the_same_seed_gives_bit_identical_weights_and_another_seed_does_not(tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):

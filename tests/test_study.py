@@ -140,6 +140,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
     assert all(o["ok"] for o in json.loads((folder / "study.json").read_text())["outcomes"])
 
 
+@pytest.mark.slow  # make test-all
 def test_ctrl_c_in_a_study_says_how_to_continue(tmp_path):
     folder = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *ARGS,
