@@ -147,13 +147,10 @@ def score(loaded: Loaded, split: SplitData, progress: Callable[[int, int], None]
 
 def _unreadable(split: SplitData) -> None:
     """A streamed folder's files that could not be read: an error, or left out with --keep-going."""
-    bad = split.part.bad
-    if bad and not split.keep_going:
-        from edgecv.data.base import few_names
+    if split.part.bad and not split.keep_going:
+        from edgecv.data.folder import refuse_bad
 
-        raise DataError(f"{len(bad)} of {len(split.part)} images of the {split.name} {split.split} split cannot be "
-                        f"read ({few_names([p for p, _ in bad])}; the first: {bad[0][1]}); fix or remove them, or "
-                        "pass --keep-going to leave them out")
+        refuse_bad(f"of the {split.name} {split.split} split", split.part.bad, len(split.part))
 
 
 def evaluate(path: Path | str, options: RuntimeOptions | None = None, *, data: str | None = None,

@@ -101,7 +101,7 @@ class RichReporter:
 def _streamed(cfg) -> str:
     from edgecv.data.stream import default_workers
 
-    workers = default_workers() if cfg.workers is None else cfg.workers
+    workers = default_workers(cfg.workers)
     return f", streamed from disk by {workers} DataLoader workers" if workers else ", streamed from disk"
 
 

@@ -169,7 +169,7 @@ class StreamBatches(DeviceBatches):
     """
 
     def __init__(self, split: FolderSplit, *args, workers: int | None = None, **kwargs) -> None:
-        self.workers = default_workers() if workers is None else workers
+        self.workers = default_workers(workers)
         super().__init__(split, *args, **kwargs)
 
     def _keep(self, split) -> None:

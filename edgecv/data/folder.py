@@ -111,9 +111,10 @@ def _auto_color(samples: list[tuple[str, int]]) -> str:
     return "L"
 
 
-def refuse_bad(root: Path, bad: list[tuple[str, str]], total: int) -> None:
+def refuse_bad(where: str, bad: list[tuple[str, str]], total: int) -> None:
+    """One line counting and naming the unreadable files ``where`` (e.g. "in photos"), and the way out."""
     names = few_names([path for path, _ in bad])
-    raise DataError(f"{len(bad)} of {total} images in {root} cannot be read ({names}; the first: {bad[0][1]}); "
+    raise DataError(f"{len(bad)} of {total} images {where} cannot be read ({names}; the first: {bad[0][1]}); "
                     "fix or remove them, or pass --keep-going to leave them out")
 
 
@@ -161,7 +162,7 @@ def load_folder_raw(data_root: Path, size: int, color: str | None = None, keep_g
     arrays = {name: _decode_all(list(zip(paths, labels, strict=True)), size, listing.color, bad)
               for name, (paths, labels) in listing.splits.items()}
     if bad and not keep_going:
-        refuse_bad(listing.root, bad, len(listing))
+        refuse_bad(f"in {listing.root}", bad, len(listing))
     return RawData(
         train=arrays["train"],
         val=arrays.get("val"),

@@ -37,8 +37,11 @@ def resident_limit() -> int:
         raise DataError(f"EDGECV_RESIDENT_MB must be a number of MiB, got {text!r}") from None
 
 
-def default_workers() -> int:
-    """Decoding threads (or DataLoader processes): one per core, at most 4 (EDGECV_WORKERS overrides)."""
+def default_workers(workers: int | None = None) -> int:
+    """Decoding threads (or DataLoader processes): ``workers`` when given, else one per core, at most 4
+    (EDGECV_WORKERS overrides)."""
+    if workers is not None:
+        return workers
     text = os.environ.get("EDGECV_WORKERS")
     if text is None:
         return max(1, min(4, os.cpu_count() or 1))
@@ -84,18 +87,13 @@ class FolderSplit:
         except DataError as exc:
             return str(exc)
 
-    def without(self, drop: set[str]) -> FolderSplit:
-        """The split less the files in ``drop``."""
-        keep = np.array([p not in drop for p in self.paths], dtype=bool)
-        return FolderSplit(self.paths[keep], self.y[keep], self.size, self.color)
-
     def chunks(self, size: int = CHUNK, workers: int | None = None,
                indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(uint8 images (n, C, H, W), their positions in the split) a chunk at a time, in order, decoded by
         ``workers`` threads; ``indices`` picks the images (default: all)."""
         order = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.bad = []
-        threads = max(1, workers if workers is not None else default_workers())
+        threads = max(1, default_workers(workers))
         with ThreadPoolExecutor(threads, thread_name_prefix="edgecv-decode") as pool:
             pending: deque[tuple[np.ndarray, list[Future]]] = deque()
             starts = iter(range(0, len(order), size))
@@ -171,7 +169,7 @@ def prepare_stream(name: str, listing: Listing, size: int, allow_flip: bool, pad
             paths, y, sums[split_name] = paths[ok], y[ok], part_sums[ok]
         labeled[split_name] = (paths, y)
     if bad and not keep_going:
-        refuse_bad(listing.root, bad, total)
+        refuse_bad(f"in {listing.root}", bad, total)
     x, y = labeled["train"]  # type: ignore[misc]
     idx = np.arange(len(y))
     carved = {"train": (idx, y)}
