@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgecv.errors import ModelError
 from edgecv.exporters.common import (
     ExportReport,
     Source,
@@ -35,20 +34,8 @@ from edgecv.exporters.common import (
     quiet_torch,
 )
 from edgecv.fsutil import atomic_path
+from edgecv.runtimes.executorch_rt import MAX_BATCH, QUANT_METHOD, SPEC_METHOD, require_executorch
 from edgecv.spec import ModelSpec
-
-SPEC_METHOD = "edgecv_spec"
-QUANT_METHOD = "edgecv_quantization"
-MAX_BATCH = 256  # the dynamic batch axis's upper bound, part of the exported program (EVAL_BATCH fits)
-
-
-def require_executorch() -> Any:
-    """The executorch package, or a one-line error naming the extra."""
-    try:
-        import executorch
-    except ImportError:
-        raise ModelError("ExecuTorch is not installed: pip install 'edgecv[executorch]'") from None
-    return executorch
 
 
 def lower(module: torch.nn.Module, spec: ModelSpec, example: torch.Tensor, *, dynamic: bool = True,

@@ -17,16 +17,24 @@ from edgecv.spec import ModelSpec
 
 SPEC_METHOD = "edgecv_spec"
 QUANT_METHOD = "edgecv_quantization"
-MAX_BATCH = 256  # edgecv.exporters.executorch.MAX_BATCH
+MAX_BATCH = 256  # the exported programs' dynamic batch bound (edgecv.exporters.executorch); EVAL_BATCH fits
+
+
+def require_executorch() -> Any:
+    """The executorch package, or a one-line error naming the extra."""
+    try:
+        import executorch
+    except ImportError:
+        raise ModelError("ExecuTorch is not installed: pip install 'edgecv[executorch]'") from None
+    return executorch
 
 
 def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec | None = None) -> Loaded:
     """The ``forward`` method of an ExecuTorch program, ready to run numpy batches on the CPU."""
-    try:
-        import torch
-        from executorch.runtime import Runtime
-    except ImportError:
-        raise ModelError("ExecuTorch is not installed: pip install 'edgecv[executorch]'") from None
+    require_executorch()
+    import torch
+    from executorch.runtime import Runtime
+
     options = options or RuntimeOptions()
     if options.provider != "cpu":
         raise ModelError(f"ExecuTorch files run on the cpu (XNNPACK), not {options.provider!r}")
