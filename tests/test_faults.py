@@ -209,6 +209,7 @@ def test_a_read_only_folder_is_one_line_for_every_writer(run, tmp_path):
     assert {p: _digest(p) for p in target.rglob("*") if p.is_file()} == files
 
 
+@pytest.mark.slow  # make test-all
 def test_export_and_quantize_killed_while_writing_leave_only_whole_files(run):
     for fmt in ("onnx", "torchscript"):
         _kill_while_writing(["export", run, "--format", fmt], seed=1, times=4, folder=run)

@@ -55,6 +55,7 @@ def test_pipeline_runs_every_stage_and_ends_with_the_bench_table_and_report(pipe
     assert len(history) == 2 and all(0 < r["train_precision"] <= 1 and 0 < r["train_recall"] <= 1 for r in history)
 
 
+@pytest.mark.slow  # make test-all
 def test_a_rerun_skips_current_stages_and_a_stale_input_redoes_only_what_follows(piped, tmp_path):
     run, _ = piped
     args = ("pipeline", "--model", "lenet5", "--epochs", "2", "--out", run, "--seconds", "0.05")
