@@ -24,15 +24,15 @@ chromium:
 
 # the tests marked slow (killed and rerun pipelines, study resumption, HTTP load, determinism) run in test-all
 test: $(STAMP) chromium
-	$(BIN)/ruff check edgecv tests benchmarks examples
+	$(BIN)/ruff check edgecv tests tools benchmarks examples
 	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 test-all: $(STAMP) chromium
-	$(BIN)/ruff check edgecv tests benchmarks examples
+	$(BIN)/ruff check edgecv tests tools benchmarks examples
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check edgecv tests benchmarks examples
+	$(BIN)/ruff check edgecv tests tools benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

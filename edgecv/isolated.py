@@ -1,11 +1,11 @@
 """Running a model you do not trust without risking the app that runs it.
 
-A model file is data, but ONNX Runtime is native code: a hostile or broken graph can make it crash, hang or
-ask for all the memory there is. :class:`IsolatedPredictor` runs a :class:`~edgecv.Predictor` in a child
-process with a memory cap and a time limit per call. Images are decoded there too (Pillow is native code as
-well). A crash, a timeout or the memory cap ends only the child: the call raises :class:`RuntimeFault` (a
-:class:`~edgecv.errors.ModelError`) and the next call starts a fresh child. :func:`check_model` loads a file
-that way once, runs one image through it and says what went wrong, if anything: what ``edgecv check`` does.
+A model file is data, but ONNX Runtime is native code: a hostile or broken graph can make it crash, hang or ask for all
+the memory there is. :class:`IsolatedPredictor` runs a :class:`~edgecv.Predictor` in a child process with a memory cap,
+a time limit for starting and loading, and one per call. Images are decoded there too (Pillow is native code as well). A
+crash, a timeout or the memory cap ends only the child: the call raises :class:`RuntimeFault` (a
+:class:`~edgecv.errors.ModelError`) and the next call starts a fresh child. :func:`check_model` loads a file that way
+once, runs one image through it and says what went wrong, if anything: what ``edgecv check`` does.
 
 What it does not protect against: a child runs with the app's user, files and network, so a runtime bug that
 lets a model run code would run it there; use an OS sandbox (a container, a separate user) for that.
@@ -28,7 +28,8 @@ from typing import Any
 from edgecv.errors import EdgecvError, InvalidImageError, ModelError
 
 MEMORY_MB = 2048  # default address-space cap of the child
-TIMEOUT_S = 60.0  # default limit per call, loading included
+TIMEOUT_S = 60.0  # default limit per call
+LOAD_TIMEOUT_S = 120.0  # default limit for the child's start (interpreter, imports) and the model's loading
 
 
 class RuntimeFault(ModelError):
@@ -118,15 +119,18 @@ class IsolatedPredictor:
     """A :class:`~edgecv.Predictor` in a child process: same ``predict`` and ``predict_batch``, but a model
     that crashes, hangs or exhausts memory raises :class:`RuntimeFault` instead of taking the app down.
 
-    ``memory_mb`` caps the child's address space (None: no cap); ``timeout_s`` limits each call, and the
-    wait for the model to load. Calls are serialised; one child serves them all. Use it as a context
-    manager, or call :meth:`close`.
+    ``memory_mb`` caps the child's address space (None: no cap); ``timeout_s`` limits each call;
+    ``load_timeout_s`` limits each start of a child: the interpreter, its imports and the model's loading,
+    which on a slow board can take far longer than one inference. Calls are serialised; one child serves them
+    all. Use it as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, model_path: str | Path, *, memory_mb: int | None = MEMORY_MB,
-                 timeout_s: float = TIMEOUT_S, **predictor_kwargs: Any) -> None:
+                 timeout_s: float = TIMEOUT_S, load_timeout_s: float = LOAD_TIMEOUT_S,
+                 **predictor_kwargs: Any) -> None:
         self.path = Path(model_path)
-        self.memory_mb, self.timeout_s, self.kwargs = memory_mb, timeout_s, predictor_kwargs
+        self.memory_mb, self.kwargs = memory_mb, predictor_kwargs
+        self.timeout_s, self.load_timeout_s = timeout_s, load_timeout_s
         self._lock = threading.Lock()
         self._child: _Child | None = None
         self.info: dict[str, Any] = {}
@@ -168,7 +172,7 @@ class IsolatedPredictor:
 
     def _start(self) -> None:
         self._child = _Child(self.path, self.kwargs, self.memory_mb)
-        reply = self._receive("loading")
+        reply = self._receive("loading", self.load_timeout_s)
         if reply["status"] != "ready":
             self._stop()
             raise _error(reply, self.path)
@@ -179,11 +183,11 @@ class IsolatedPredictor:
             child, self._child = self._child, None
             child.close()
 
-    def _receive(self, what: str) -> dict[str, Any]:
+    def _receive(self, what: str, limit_s: float) -> dict[str, Any]:
         child = self._child
         assert child is not None
         try:
-            if child.inbox.poll(self.timeout_s):
+            if child.inbox.poll(limit_s):
                 return json.loads(child.inbox.recv_bytes())
             timed_out = True
         except (EOFError, OSError, ValueError):  # the pipe closed: the child is gone
@@ -193,11 +197,11 @@ class IsolatedPredictor:
         child.close()  # reaps it
         self._child = None
         if timed_out:
-            raise RuntimeFault(f"{self.path.name}: {what} took longer than {self.timeout_s:g} s; its process was "
+            raise RuntimeFault(f"{self.path.name}: {what} took longer than {limit_s:g} s; its process was "
                                "stopped")
         code = child.process.returncode
         how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
-        raise RuntimeFault(f"{self.path.name}: the model's runtime process died while {what} ({how}); the app "
+        raise RuntimeFault(f"{self.path.name}: the model's runtime process died during {what} ({how}); the app "
                            "is unaffected and the next call starts a new one")
 
     def _call(self, method: str, arg: Any) -> list[Any]:
@@ -214,7 +218,7 @@ class IsolatedPredictor:
                 self._child.outbox.send_bytes(request)
             except OSError:
                 pass  # it died just now: _receive says how
-            reply = self._receive("predicting")
+            reply = self._receive("the call", self.timeout_s)
         if reply["status"] != "ok":
             raise _error(reply, self.path)
         return [Prediction(label, index, score, [(name, p) for name, p in topk])
@@ -241,15 +245,16 @@ class CheckResult:
 
 
 def check_model(path: str | Path, *, memory_mb: int | None = MEMORY_MB, timeout_s: float = TIMEOUT_S,
-                provider: str = "cpu", **predictor_kwargs: Any) -> CheckResult:
-    """Load ``path`` in a child process with a memory cap and a time limit and classify one blank image at the
-    model's size; raise a :class:`ModelError` (or :class:`RuntimeFault`) naming what went wrong.
-    ``predictor_kwargs`` are the Predictor's (``labels=``, ``mean=``, ... for a file without a spec)."""
+                load_timeout_s: float = LOAD_TIMEOUT_S, provider: str = "cpu", **predictor_kwargs: Any) -> CheckResult:
+    """Load ``path`` in a child process with a memory cap and time limits (``load_timeout_s`` for the start
+    and loading, ``timeout_s`` for the one call) and classify one blank image at the model's size; raise a
+    :class:`ModelError` (or :class:`RuntimeFault`) naming what went wrong. ``predictor_kwargs`` are the
+    Predictor's (``labels=``, ``mean=``, ... for a file without a spec)."""
     import numpy as np
 
     path = Path(path)
-    with IsolatedPredictor(path, memory_mb=memory_mb, timeout_s=timeout_s, provider=provider,
-                           **predictor_kwargs) as isolated:
+    with IsolatedPredictor(path, memory_mb=memory_mb, timeout_s=timeout_s, load_timeout_s=load_timeout_s,
+                           provider=provider, **predictor_kwargs) as isolated:
         from edgecv.spec import ModelSpec
 
         spec = ModelSpec.from_json(isolated.info["spec"])

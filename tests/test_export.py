@@ -77,7 +77,7 @@ def test_torchscript_file_loads_in_a_process_without_edgecv(trained, tmp_path):
         "print(tuple(out.shape), spec['arch'], len(spec['labels']))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(37, 10) lenet5 10"
 
@@ -202,7 +202,7 @@ def test_a_model_torch_onnx_cannot_export_is_one_quiet_line(trained, tmp_path):
         "except ExportError as exc:\n"
         "    print(exc)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ("operator aten::fft_fft has no ONNX export in opset 17 with the legacy exporter; "
                                    "try --exporter dynamo (opset 18 or newer)")

@@ -53,7 +53,8 @@ def memory_hog(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hang(tmp_path_factory):
-    """A Loop of 10^15 trips around an Add: it never ends in any useful time."""
+    """A Loop of max(input, 0) x 10^15 trips around an Add: a blank image (normalised to -2) answers at once, a
+    white one (normalised to +2) never ends in any useful time."""
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["acc_in", "step"],
                                                                                     ["acc_out"])],
@@ -63,10 +64,39 @@ def hang(tmp_path_factory):
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [])],
         [numpy_helper.from_array(np.array(1.0, np.float32), "step")])
-    inits = [numpy_helper.from_array(np.array(10**15, np.int64), "trips"),
+    inits = [numpy_helper.from_array(np.array(1e15, np.float32), "per_unit"),
              numpy_helper.from_array(np.array(True), "go"), numpy_helper.from_array(np.array(0.0, np.float32), "a0")]
-    nodes = [helper.make_node("Loop", ["trips", "go", "a0"], ["spun"], body=body)]
+    nodes = [helper.make_node("ReduceMax", ["input"], ["brightest"], keepdims=0),
+             helper.make_node("Relu", ["brightest"], ["positive"]),
+             helper.make_node("Mul", ["positive", "per_unit"], ["trips_f"]),
+             helper.make_node("Cast", ["trips_f"], ["trips"], to=TensorProto.INT64),
+             helper.make_node("Loop", ["trips", "go", "a0"], ["spun"], body=body)]
     return _hostile(tmp_path_factory.mktemp("hang") / "hang.onnx", nodes, inits, "spun")
+
+
+BLANK, WHITE = np.zeros((8, 8), np.uint8), np.full((8, 8), 255, np.uint8)
+
+
+@pytest.fixture
+def slow_start(tmp_path, monkeypatch):
+    """Every Python process started from this test sleeps 4 s before it runs anything: a slow board's start-up,
+    made on purpose (a sitecustomize module the interpreter imports at start)."""
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(4)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    return 4
+
+
+@pytest.fixture
+def watchdog():
+    """A generous outer bound: a limit that failed to stop its child fails the test instead of hanging it."""
+    def expired(*_):
+        raise AssertionError("the test ran past its 300 s watchdog: a time limit did not stop its child")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(300)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def test_isolated_predictions_equal_in_process_ones_and_bad_images_stay_typed(model):
@@ -87,7 +117,7 @@ def test_a_crashed_runtime_raises_a_typed_error_and_the_next_call_starts_a_new_o
         expected = isolated.predict(image)
         first = isolated.pid
         os.kill(first, signal.SIGSEGV)  # what a crash in native code looks like from outside
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a poll, not a bound: it ends as soon as the child is gone
         while time.monotonic() < deadline and isolated._child.process.poll() is None:
             time.sleep(0.01)
         assert isolated._child.process.returncode == -signal.SIGSEGV
@@ -104,24 +134,34 @@ def test_a_model_asking_for_gigabytes_fails_in_its_child_alone(model, memory_hog
     assert Predictor(model).predict(image).label  # this process is untouched
 
 
-def test_a_model_that_never_finishes_is_stopped_at_the_time_limit(hang):
-    isolated = IsolatedPredictor(hang, timeout_s=2, **FOREIGN)
-    pid = isolated.pid
-    start = time.monotonic()
-    with pytest.raises(RuntimeFault, match="took longer than 2 s"):
-        isolated.predict(np.zeros((8, 8), np.uint8))
-    assert time.monotonic() - start < 10
-    assert isolated.pid is None
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # stopped and reaped
-    isolated.close()
+def test_a_call_that_never_finishes_is_stopped_at_the_call_limit_and_the_next_call_starts_a_new_child(hang,
+                                                                                                         watchdog):
+    with IsolatedPredictor(hang, timeout_s=2, **FOREIGN) as isolated:
+        answer = isolated.predict(BLANK)
+        pid = isolated.pid
+        with pytest.raises(RuntimeFault, match="hang.onnx: the call took longer than 2 s; its process was stopped"):
+            isolated.predict(WHITE)
+        assert isolated.pid is None
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # stopped and reaped
+        assert isolated.predict(BLANK) == answer and isolated.restarts == 1 and isolated.pid != pid
+
+
+def test_a_start_slower_than_the_call_limit_is_bounded_by_the_load_limit_alone(hang, slow_start, watchdog):
+    with IsolatedPredictor(hang, timeout_s=2, **FOREIGN) as isolated:  # a 4 s start, well within 120 s
+        assert isolated.predict(BLANK).label in FOREIGN["labels"]
+    with pytest.raises(RuntimeFault, match="hang.onnx: loading took longer than 1 s; its process was stopped"):
+        IsolatedPredictor(hang, timeout_s=60, load_timeout_s=1, **FOREIGN)
+    assert check_model(hang, timeout_s=2, **FOREIGN).label in FOREIGN["labels"]
+    with pytest.raises(RuntimeFault, match="loading took longer than 1 s"):
+        check_model(hang, load_timeout_s=1, **FOREIGN)
 
 
 def test_check_command_and_function(model, memory_hog, tmp_path):
     result = check_model(model)
     assert result.labels == [str(i) for i in range(10)] and result.label in result.labels
     good = run_cli("check", model, check=True)
-    assert "ok" in good.stdout and model.name in good.stdout
+    assert "ok" in good.stdout and model.name in good.stdout and "loads within 120 s" in good.stdout
     assert_user_error(run_cli("check", tmp_path / "none.onnx"), "does not exist")
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07" + b"junk" * 100)
     assert_user_error(run_cli("check", tmp_path / "junk.onnx"), "junk.onnx")
@@ -130,3 +170,9 @@ def test_check_command_and_function(model, memory_hog, tmp_path):
     assert_user_error(run_cli("check", memory_hog, "--memory-mb", "1024", "--labels", ",".join(FOREIGN["labels"]),
                               "--mean", "0.5", "--std", "0.25", "--input-shape", "1,8,8"), "hog.onnx",
                       "the runtime failed")
+
+
+def test_check_command_names_the_limit_a_slow_start_overran(hang, slow_start, watchdog):
+    facts = ["--labels", ",".join(FOREIGN["labels"]), "--mean", "0.5", "--std", "0.25", "--input-shape", "1,8,8"]
+    assert_user_error(run_cli("check", hang, *facts, "--load-timeout", "1"), "hang.onnx",
+                      "loading took longer than 1 s")

@@ -89,7 +89,7 @@ def test_eval_and_bench_run_without_torch(full_run, tmp_path):
                  ["bench", str(full_run), "--iters", "3", "--batch-sizes", "1,4", "--json", str(tmp_path / "b.json")]):
         script = code + f"app({args!r}, standalone_mode=False)\nassert 'torch' not in sys.modules, 'torch'\n"
         proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True,
-                              timeout=300)
+                              timeout=600)
         assert proc.returncode == 0, proc.stderr
     bench_report = json.loads((tmp_path / "b.json").read_text())
     assert bench_report["env"]["torch"] is None

@@ -90,7 +90,7 @@ def test_openvino_is_refused_in_one_line_when_missing_or_misapplied(full_run, tm
                  ["bench", str(full_run), "--runtimes", "onnxruntime,openvino", "--no-isolate"]):
         script = BLOCK_OPENVINO + f"sys.argv = ['edgecv', *{args!r}]\nfrom edgecv.cli import main\nmain()\n"
         proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True,
-                              timeout=300)
+                              timeout=600)
         assert_user_error(proc, "needs OpenVINO", "pip install 'edgecv[openvino]'")
     assert_user_error(invoke("eval", full_run / "model.onnx", "--runtime", "tflite"), "--runtime must be one of")
     assert_user_error(invoke("eval", full_run / "checkpoints" / "best.pt", "--runtime", "openvino"),

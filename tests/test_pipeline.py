@@ -222,7 +222,7 @@ def _chromium(page: Path, out: Path) -> list[str]:
                     "--disable-background-networking", f"--user-data-dir={out.parent / 'profile'}",
                     "--window-size=1280,2000", f"--screenshot={out}", f"--log-net-log={log}",
                     "--net-log-capture-mode=Everything", page.resolve().as_uri()],
-                   capture_output=True, timeout=120, check=True)
+                   capture_output=True, timeout=600, check=True)
     net = json.loads(log.read_text())
     start_job = net["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
     # the page's own requests carry its origin as initiator; the browser's background ones "not an origin"

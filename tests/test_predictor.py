@@ -243,7 +243,7 @@ def test_the_predictor_imports_and_runs_without_torch(model, digits, tmp_path):
         f"print(p.predict({str(path)!r}).label)\n"
         "assert 'torch' not in sys.modules and 'onnx' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == Predictor(model).predict(path).label
 
@@ -277,7 +277,7 @@ def test_embed_example_classifies_images(model, digits, tmp_path):
         Image.fromarray(digits.test.x[i, 0]).save(paths[-1])
     (tmp_path / "bad.png").write_bytes(b"nope")
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "embed_predictor.py"), str(model), *map(str, paths),
-                           str(tmp_path / "bad.png")], env=cli_env(), capture_output=True, text=True, timeout=120)
+                           str(tmp_path / "bad.png")], env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("classes: 0, 1, 2")

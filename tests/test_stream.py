@@ -124,7 +124,7 @@ def test_train_eval_and_bench_stream_a_folder_with_the_same_results(tmp_path):
     args_free = ["eval", str(model), "--stream", "--json", str(tmp_path / "free.json")]
     script = BLOCK_TORCH + f"from edgecv.cli.app import app\napp({args_free!r}, standalone_mode=False)\n" \
         "assert 'torch' not in sys.modules and 'torchvision' not in sys.modules\n"
-    proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "free.json").read_text())["metrics"]["accuracy"] == ms["accuracy"]
     run_cli("bench", model, "--stream", "--no-isolate", "--seconds", "0.2", "--rounds", "2", "--batch-sizes", "1,4",

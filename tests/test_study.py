@@ -151,7 +151,7 @@ def test_ctrl_c_in_a_study_says_how_to_continue(tmp_path):
         time.sleep(0.05)
     assert proc.poll() is None, "the study finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 130 and "Traceback" not in stderr
     assert "run the same edgecv pipeline command again to continue" in stderr
 

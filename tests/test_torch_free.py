@@ -20,7 +20,7 @@ sys.meta_path.insert(0, _NoTorch())
 
 def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], env=cli_env(), capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600)
 
 
 def test_torch_is_really_blocked():
@@ -70,6 +70,6 @@ def test_quantize_without_onnx_says_which_extra_to_install(tmp_path):
     model.write_bytes(b"not read")
     code = f"from edgecv.cli import main; sys.argv = ['edgecv', 'quantize', {str(model)!r}]; main()"
     proc = subprocess.run([sys.executable, "-c", block_onnx + code], env=cli_env(), capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "needs onnx" in proc.stderr and "pip install 'edgecv[train]'" in proc.stderr

@@ -259,7 +259,7 @@ def test_ctrl_c_keeps_finished_epochs_and_says_how_to_resume(tmp_path):
         time.sleep(0.05)
     assert proc.poll() is None, "training finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr
     assert f"continue with: edgecv train --resume {run}" in stderr
