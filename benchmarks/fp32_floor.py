@@ -25,7 +25,7 @@ from inference import variants  # benchmarks/inference.py: the fp32 file of a zo
 from onnx import TensorProto, helper
 from ort_profile import kernel_times
 
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
 from edgecv.runtimes import RuntimeOptions
 
 

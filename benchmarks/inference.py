@@ -19,15 +19,15 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edgecv.bench import BenchOptions
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
+from edgecv.core.spec import ModelSpec
+from edgecv.measure.bench import BenchOptions
+from edgecv.measure.stats import speed_ratio
+from edgecv.measure.timing import measure
 from edgecv.models import MODELS, create_model
 from edgecv.quantize import methods as m
 from edgecv.runtimes import RuntimeOptions, load_model
 from edgecv.runtimes.torch_rt import wrap_module
-from edgecv.spec import ModelSpec
-from edgecv.stats import speed_ratio
-from edgecv.timing import measure
 
 
 def variants(name: str, tmp: Path, options: RuntimeOptions):

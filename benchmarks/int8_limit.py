@@ -27,11 +27,11 @@ from inference import variants  # benchmarks/inference.py: fp32 and int8 files o
 from onnx import TensorProto, helper, numpy_helper
 from ort_profile import kernel_times, op_total
 
-from edgecv.bench import BenchOptions
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
+from edgecv.measure.bench import BenchOptions
+from edgecv.measure.timing import measure
 from edgecv.runtimes import RuntimeOptions
 from edgecv.runtimes.ort import session_options
-from edgecv.timing import measure
 
 N = 1024
 

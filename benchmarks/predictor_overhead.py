@@ -23,9 +23,9 @@ import onnxruntime as ort
 from PIL import Image
 
 from edgecv import Predictor
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
+from edgecv.core.preprocess import to_model_input
 from edgecv.data import load_dataset
-from edgecv.preprocess import to_model_input
 
 
 def export(name: str, tmp: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
 from edgecv.quantize import quantize
 from edgecv.quantize.methods import default_flavour
 

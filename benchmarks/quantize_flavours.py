@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
 from edgecv.quantize import QuantizeOptions, quantize
 from edgecv.quantize import methods as m
 

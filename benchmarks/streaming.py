@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
 
 MODEL = "lenet5"
 

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
 from edgecv.models import MODELS, create_model
 from edgecv.models.summary import summarize
 from edgecv.train import TrainConfig, train

@@ -3,8 +3,8 @@
 Importing this package never imports torch.
 """
 
-from edgecv.errors import CheckpointError, DataError, EdgecvError, InvalidImageError, ModelError
-from edgecv.spec import ModelSpec
+from edgecv.core.errors import CheckpointError, DataError, EdgecvError, InvalidImageError, ModelError
+from edgecv.core.spec import ModelSpec
 
 __version__ = "0.1.0"
 
@@ -13,11 +13,11 @@ def __getattr__(name: str):
     """``edgecv.Predictor``, ``edgecv.Prediction`` and ``edgecv.IsolatedPredictor`` load onnxruntime only when
     first used."""
     if name in ("Predictor", "Prediction"):
-        from edgecv import predictor
+        from edgecv.serve import predictor
 
         return getattr(predictor, name)
     if name in ("IsolatedPredictor", "RuntimeFault", "check_model"):
-        from edgecv import isolated
+        from edgecv.serve import isolated
 
         return getattr(isolated, name)
     raise AttributeError(f"module 'edgecv' has no attribute {name!r}")

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import EdgecvError, ModelError
-from edgecv.spec import ModelSpec
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.spec import ModelSpec
 
 
 @dataclass
@@ -65,7 +65,7 @@ def pick_layer(model: Any, name: str | None) -> str:
 def _input(pixels: np.ndarray, spec: ModelSpec) -> Any:
     import torch
 
-    from edgecv.preprocess import to_model_input
+    from edgecv.core.preprocess import to_model_input
 
     x = to_model_input(pixels, spec)
     if spec.layout == "NHWC":

@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from edgecv.errors import ModelError
-from edgecv.spec import COLORS, ModelSpec
+from edgecv.core.errors import ModelError
+from edgecv.core.spec import COLORS, ModelSpec
 
 
 def _run_config(model_path: Path) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, i
 
 def check_labels(bundle: Any, spec: ModelSpec) -> None:
     """The data set must name the same classes, in the same order, as the model predicts."""
-    from edgecv.errors import DataError
+    from edgecv.core.errors import DataError
 
     if list(bundle.labels) != list(spec.labels):
         raise DataError(f"data set {bundle.name!r} has classes {_few(bundle.labels)} but the model predicts "

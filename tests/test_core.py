@@ -11,10 +11,10 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from edgecv import ModelError, ModelSpec
-from edgecv.errors import EdgecvError
-from edgecv.fsutil import atomic_path, remove_stale_temps, write_json
-from edgecv.metrics import classification_metrics, macro_scores
-from edgecv.registry import Registry
+from edgecv.core.errors import EdgecvError
+from edgecv.core.fsutil import atomic_path, remove_stale_temps, write_json
+from edgecv.core.metrics import classification_metrics, macro_scores
+from edgecv.core.registry import Registry
 
 
 def _spec(**kw):

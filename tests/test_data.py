@@ -10,9 +10,9 @@ from conftest import make_cifar10, make_image_folder, make_mnist_like
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from edgecv.core.errors import DataError
 from edgecv.data import DATASETS, load_dataset
 from edgecv.data import folder as folder_mod
-from edgecv.errors import DataError
 
 
 def test_registry_lists_the_data_sets():

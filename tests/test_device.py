@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 from edgecv.train import TrainConfig, train
 from edgecv.train.device import amp_dtype, pick_device, set_deterministic
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from conftest import assert_user_error, invoke
 
+from edgecv.core.errors import ModelError
+from edgecv.core.preprocess import to_model_input
 from edgecv.data import load_dataset
-from edgecv.errors import ModelError
-from edgecv.evaluate import evaluate
-from edgecv.preprocess import to_model_input
+from edgecv.measure.evaluate import evaluate
 from edgecv.runtimes import load_model
 
 
@@ -59,7 +59,7 @@ def test_eval_and_bench_run_pte_files_beside_onnx_runtime(pte_run, tmp_path):
     onnx_result, pte_result = evaluate(pte_run / "model.onnx"), evaluate(pte_run / "model.pte")
     assert pte_result.variant == "executorch fp32" and set(pte_result.metrics) == set(onnx_result.metrics)
     assert pte_result.metrics["accuracy"] == onnx_result.metrics["accuracy"]
-    from edgecv.predictor import Predictor  # the app-side API takes a .pte as it takes an ONNX file
+    from edgecv.serve.predictor import Predictor  # the app-side API takes a .pte as it takes an ONNX file
 
     image = load_dataset("digits", 32, color="L").test.x[5][0]
     a, b = Predictor(pte_run / "model.onnx").predict(image), Predictor(pte_run / "model.pte").predict(image)

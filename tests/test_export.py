@@ -19,11 +19,11 @@ import torch
 from conftest import Exploit, assert_user_error, cli_env, invoke, run_cli
 
 from edgecv import ModelSpec
+from edgecv.core.onnxfile import read_spec
 from edgecv.data import load_dataset
 from edgecv.exporters import ExportError, export_onnx, export_torchscript, load_source
 from edgecv.exporters.common import Source
 from edgecv.models import MODELS
-from edgecv.onnxfile import read_spec
 from edgecv.train.checkpoint import calibrated, load_checkpoint, save_checkpoint
 
 

@@ -16,15 +16,15 @@ from conftest import invoke, run_cli
 from scipy.stats import binomtest
 from torch import nn
 
-from edgecv import stats
-from edgecv.bench import BenchOptions, bench
-from edgecv.calibration import fit_temperature, nll, uncalibrated
+from edgecv.core.calibration import fit_temperature, nll, uncalibrated
+from edgecv.core.metrics import softmax
 from edgecv.data import load_dataset
-from edgecv.evaluate import evaluate
-from edgecv.memprobe import measure_isolated
-from edgecv.metrics import softmax
+from edgecv.measure import stats
+from edgecv.measure.bench import BenchOptions, bench
+from edgecv.measure.evaluate import evaluate
+from edgecv.measure.memprobe import measure_isolated
+from edgecv.measure.verdicts import faster, speed
 from edgecv.runtimes import RuntimeOptions, load_model
-from edgecv.verdicts import faster, speed
 
 MB = 2**20
 
@@ -192,7 +192,7 @@ def test_mcnemar_by_hand():
 
 
 def test_the_temperature_lowers_validation_nll_and_the_onnx_file_applies_it(lenet):
-    from edgecv.predictor import Predictor
+    from edgecv.serve.predictor import Predictor
     from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     run, _ = lenet

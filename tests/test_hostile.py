@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from edgecv import Predictor
-from edgecv.errors import EdgecvError, InvalidImageError, ModelError
+from edgecv.core.errors import EdgecvError, InvalidImageError, ModelError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
@@ -179,9 +179,9 @@ def test_torchscript_from_elsewhere_runs_only_with_the_trust_flag(trained, tmp_p
     of it, so only the bytes differ) is refused before torch reads it, unless --trust-torchscript is given."""
     import torch
 
+    from edgecv.core.trust import UntrustedModelError
     from edgecv.exporters import export_torchscript, load_source
     from edgecv.runtimes import RuntimeOptions, load_model
-    from edgecv.trust import UntrustedModelError
 
     run = trained("lenet5", epochs=1)
     ours = tmp_path / "ours.pt"

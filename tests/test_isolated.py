@@ -14,9 +14,9 @@ from conftest import assert_user_error, run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecv import Predictor
+from edgecv.core.errors import InvalidImageError
 from edgecv.data import load_dataset
-from edgecv.errors import InvalidImageError
-from edgecv.isolated import IsolatedPredictor, RuntimeFault, check_model
+from edgecv.serve.isolated import IsolatedPredictor, RuntimeFault, check_model
 
 FOREIGN = {"labels": [str(i) for i in range(10)], "mean": [0.5], "std": [0.25], "input_shape": (1, 8, 8)}
 

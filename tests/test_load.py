@@ -18,8 +18,8 @@ from conftest import ROOT, cli_env
 from PIL import Image
 
 from edgecv import Predictor
+from edgecv.core.errors import InvalidImageError
 from edgecv.data import load_dataset
-from edgecv.errors import InvalidImageError
 
 CLIENTS, REQUESTS = 16, 500
 

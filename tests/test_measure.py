@@ -17,8 +17,8 @@ from conftest import assert_user_error, cli_env, invoke, run_cli
 from sklearn.metrics import accuracy_score, f1_score
 from test_torch_free import BLOCK_TORCH
 
+from edgecv.core.metrics import agreement, calibration, classification_metrics, softmax
 from edgecv.data import load_dataset
-from edgecv.metrics import agreement, calibration, classification_metrics, softmax
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for
 from edgecv.runtimes import ort as ort_rt
 
@@ -74,7 +74,7 @@ def test_bench_measures_every_variant_and_writes_the_documented_schema(full_run,
     assert any(v["pareto"] for v in variants)
     assert report["schema"] == 2 and report["method"]["split"] == "test"
     assert "recommended:" in proc.stdout and "Pareto" in proc.stdout
-    from edgecv.cpu import host_cpu
+    from edgecv.core.cpu import host_cpu
 
     if not host_cpu().native_fp16:  # fp16 is no speed recommendation on such a CPU, and bench says why
         assert report["recommended"] != "onnx fp16"

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import torchvision
 from conftest import assert_user_error, invoke, run_cli
 
-from edgecv.errors import ModelError
+from edgecv.core.errors import ModelError
 from edgecv.models import MODELS, create_model, param_groups
 from edgecv.models.summary import summarize
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import assert_user_error, cli_env, invoke, run_cli
 
+from edgecv.core.preprocess import to_model_input
 from edgecv.data import load_dataset
-from edgecv.evaluate import evaluate
-from edgecv.preprocess import to_model_input
+from edgecv.measure.evaluate import evaluate
 from edgecv.runtimes import RuntimeOptions, load_model
 
 OPENVINO = RuntimeOptions(runtime="openvino")

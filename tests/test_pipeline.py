@@ -203,7 +203,7 @@ def test_every_report_section_holds_this_runs_data(piped):
 
 
 def test_the_report_scores_match_an_independent_evaluation(piped):
-    from edgecv.evaluate import evaluate
+    from edgecv.measure.evaluate import evaluate
 
     run, _ = piped
     for name in ("model.onnx", "model.int8.onnx", "model.fp16.onnx"):
@@ -267,8 +267,8 @@ def test_grad_cam_points_at_the_evidence():
     import torch
     from torch import nn
 
+    from edgecv.core.spec import ModelSpec
     from edgecv.explain import grad_cam
-    from edgecv.spec import ModelSpec
 
     conv = nn.Conv2d(1, 1, 1, bias=False)
     head = nn.Linear(1, 2, bias=False)

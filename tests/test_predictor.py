@@ -21,11 +21,11 @@ from PIL import Image
 from test_torch_free import BLOCK_TORCH
 
 from edgecv import InvalidImageError, ModelError, Prediction, Predictor
+from edgecv.core.imageio import from_array, ready_pixels, to_pixels
+from edgecv.core.preprocess import to_model_input
+from edgecv.core.spec import COLORS, ModelSpec
 from edgecv.data import load_dataset
-from edgecv.evaluate import evaluate
-from edgecv.imageio import from_array, ready_pixels, to_pixels
-from edgecv.preprocess import to_model_input
-from edgecv.spec import COLORS, ModelSpec
+from edgecv.measure.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ import pytest
 from conftest import assert_user_error, invoke, run_cli
 from onnx import numpy_helper
 
-from edgecv.cpu import CpuInfo, host_cpu, parse_cpuinfo
+from edgecv.core.cpu import CpuInfo, host_cpu, parse_cpuinfo
+from edgecv.core.errors import ModelError
+from edgecv.core.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, quantization_of, read_spec
+from edgecv.core.preprocess import to_model_input
 from edgecv.data import load_dataset
-from edgecv.errors import ModelError
 from edgecv.models import MODELS
-from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, quantization_of, read_spec
-from edgecv.preprocess import to_model_input
 from edgecv.quantize import METHODS, QuantizeError, QuantizeOptions, output_path, quantize
 from edgecv.quantize.methods import default_flavour
 from edgecv.runtimes import EVAL_BATCH

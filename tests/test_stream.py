@@ -14,9 +14,9 @@ import torch
 from conftest import assert_user_error, cli_env, invoke, make_image_folder, run_cli
 from test_torch_free import BLOCK_TORCH
 
+from edgecv.core.errors import DataError
 from edgecv.data import FolderSplit, Split, load_dataset
 from edgecv.data.batches import DeviceBatches, StreamBatches, batches_for
-from edgecv.errors import DataError
 
 
 def _pixels(split) -> np.ndarray:

@@ -18,8 +18,8 @@ from conftest import assert_user_error, cli_env, run_cli
 from PIL import Image
 from test_pipeline import _chromium
 
-from edgecv.bench import BenchReport
-from edgecv.verdicts import faster
+from edgecv.measure.bench import BenchReport
+from edgecv.measure.verdicts import faster
 
 ARGS = ("--epochs", "1", "--seconds", "0.05")
 
@@ -166,7 +166,7 @@ def test_unknown_or_repeated_names_are_refused_before_any_training(tmp_path):
 
 
 def test_a_named_study_expands_to_its_models():
-    from edgecv.study import STUDIES, parse_models
+    from edgecv.workflow.study import STUDIES, parse_models
 
     assert parse_models("regularisation") == ("regularisation", ["cnn", "cnn-dropout", "cnn-bn"])
     assert parse_models(" lenet5 , mlp ") == (None, ["lenet5", "mlp"])

@@ -19,7 +19,7 @@ from conftest import Exploit, assert_user_error, cli_env, invoke, make_image_fol
 from torchvision.models.vgg import cfgs, make_layers
 
 from edgecv import ModelSpec
-from edgecv.errors import TrainingDiverged
+from edgecv.core.errors import TrainingDiverged
 from edgecv.train import TrainConfig, resume, train
 from edgecv.train.checkpoint import load_checkpoint, save_checkpoint
 from edgecv.train.history import COLUMNS, read_history

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 out = Console(highlight=False)  # results: tables and summaries
 err = Console(stderr=True, highlight=False)  # progress and errors

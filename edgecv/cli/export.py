@@ -9,8 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import fmt_bytes, fmt_count, out, run_guarded
-from edgecv.errors import EdgecvError
-from edgecv.fsutil import check_writable_folder
+from edgecv.core.errors import EdgecvError
+from edgecv.core.fsutil import check_writable_folder
 
 
 def _parse_batch(text: str) -> int | None:

@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import ImageBar, StatusLine, err, fmt_bytes, out, print_wide, run_guarded
-from edgecv.errors import EdgecvError
-from edgecv.fsutil import write_json
+from edgecv.core.errors import EdgecvError
+from edgecv.core.fsutil import write_json
 
 MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 
@@ -114,7 +114,7 @@ def eval_cmd(
     """
 
     def body() -> None:
-        from edgecv.evaluate import evaluate, spec_from_flags
+        from edgecv.measure.evaluate import evaluate, spec_from_flags
 
         spec = spec_from_flags(labels, mean, std, input_shape)
         options = replace(_runtime_options(provider, threads, allow_fallback, trust=trust), runtime=runtime)
@@ -131,7 +131,7 @@ def eval_cmd(
 def print_bench(report) -> None:
     """The variants sorted by p50 latency with 95% intervals, the Pareto front marked, where each number comes
     from, then the recommendation."""
-    from edgecv.bench import paired_text, with_interval
+    from edgecv.measure.bench import paired_text, with_interval
 
     env = report.env
     batch_cols = sorted({int(b) for v in report.variants for b in v.throughput})
@@ -216,7 +216,7 @@ def bench_cmd(
     """
 
     def body() -> None:
-        from edgecv.bench import BenchOptions, bench
+        from edgecv.measure.bench import BenchOptions, bench
 
         try:
             sizes = tuple(int(b) for b in batch_sizes.split(","))

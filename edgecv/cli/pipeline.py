@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from edgecv.cli.common import StatusLine, out, run_guarded
 from edgecv.cli.train import RichReporter
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 
 def pipeline_cmd(
@@ -62,8 +62,8 @@ def pipeline_cmd(
     def body() -> None:
         from edgecv.cli.measure import print_bench
         from edgecv.cli.study import print_answer, print_study
-        from edgecv.pipeline import STAGES, PipelineOptions, run_pipeline
-        from edgecv.study import Constraints, StudyOptions, answer, parse_models, run_study
+        from edgecv.workflow.pipeline import STAGES, PipelineOptions, run_pipeline
+        from edgecv.workflow.study import Constraints, StudyOptions, answer, parse_models, run_study
 
         if epochs is not None and epochs < 1:
             raise EdgecvError(f"--epochs must be at least 1, got {epochs}")
@@ -135,7 +135,7 @@ def report_cmd(
     def body() -> None:
         from edgecv.report import build_report
         from edgecv.report.study import build_study_report
-        from edgecv.study import STUDY_FILE
+        from edgecv.workflow.study import STUDY_FILE
 
         if samples < 1:
             raise EdgecvError(f"--samples must be at least 1, got {samples}")
@@ -168,7 +168,7 @@ def explain_cmd(
         import numpy as np
 
         from edgecv import explain
-        from edgecv.imageio import open_image, to_pixels
+        from edgecv.core.imageio import open_image, to_pixels
         from edgecv.report.figures import png
 
         if samples < 1:
@@ -214,7 +214,7 @@ def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
 
 
 def _save(path: Path, data: bytes) -> Path:
-    from edgecv.fsutil import write_bytes
+    from edgecv.core.fsutil import write_bytes
 
     try:
         write_bytes(path, data)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import ImageBar, err, out, run_guarded
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -45,8 +45,8 @@ def predict_cmd(
     """
 
     def body() -> None:
-        from edgecv.errors import InvalidImageError
-        from edgecv.predictor import Predictor
+        from edgecv.core.errors import InvalidImageError
+        from edgecv.serve.predictor import Predictor
 
         if top_k < 1:
             raise EdgecvError(f"--top-k must be at least 1, got {top_k}")
@@ -103,9 +103,9 @@ def check_cmd(
     """
 
     def body() -> None:
-        from edgecv.evaluate import spec_from_flags
-        from edgecv.fsutil import require_file
-        from edgecv.isolated import check_model
+        from edgecv.core.fsutil import require_file
+        from edgecv.measure.evaluate import spec_from_flags
+        from edgecv.serve.isolated import check_model
 
         require_file(model, "a model file", EdgecvError)
         spec = spec_from_flags(labels, mean, std, input_shape)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import StatusLine, err, fmt_bytes, out, run_guarded
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 
 def parse_methods(text: str) -> tuple[str, ...]:

@@ -19,8 +19,8 @@ def print_answer(answer) -> None:
 
 def print_study(result) -> None:
     """One table of every model and format sorted by p50, the front marked, then the answer and the report."""
-    from edgecv.bench import paired_text, with_interval
-    from edgecv.study import study_rows
+    from edgecv.measure.bench import paired_text, with_interval
+    from edgecv.workflow.study import study_rows
 
     pairs = study_rows(result.outcomes)
     front = set(result.front)

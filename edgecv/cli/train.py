@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgecv.cli.common import err, out, run_guarded
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 LOSS_REFRESH = 10  # batches between live-loss updates (each reads the loss back from the device)
 

@@ -26,7 +26,7 @@ def models_cmd(
             summary = summarize(create_model(name, channels, classes, s), (channels, s, s))
             table.add_row(name, str(s), fmt_count(summary.total_params), fmt_count(summary.macs), entry.description)
         out.print(table)
-        from edgecv.study import STUDIES
+        from edgecv.workflow.study import STUDIES
 
         out.print("studies (edgecv pipeline --model NAME): " + "; ".join(
             f"{name} = {', '.join(models)}" for name, models in STUDIES.items()), soft_wrap=True)

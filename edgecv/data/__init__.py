@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from edgecv.core.errors import DataError
+from edgecv.core.registry import Registry
+from edgecv.core.spec import COLORS
 from edgecv.data.base import DataBundle, DatasetInfo, Split, prepare
 from edgecv.data.digits import load_digits_raw
 from edgecv.data.folder import Listing, list_folder, load_folder_raw
 from edgecv.data.stream import FolderSplit, prepare_stream, resident_limit
 from edgecv.data.torchvision_sets import load_cifar10_raw, load_fashion_mnist_raw, load_mnist_raw
-from edgecv.errors import DataError
-from edgecv.registry import Registry
-from edgecv.spec import COLORS
 
 DATASETS: Registry[DatasetInfo] = Registry("data set", DataError)
 DEFAULT_DATA_ROOT = Path("data")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgecv.errors import DataError
+from edgecv.core.errors import DataError
 
 SPLIT_SEED = 0  # the data split never depends on the training seed, so runs stay comparable
 TEST_FRACTION = 0.2

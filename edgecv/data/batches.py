@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from edgecv.core.errors import DataError
 from edgecv.data.base import Split
 from edgecv.data.stream import FolderSplit, default_workers
-from edgecv.errors import DataError
 
 
 def random_crop(x: torch.Tensor, pad: int, mode: str, gen: torch.Generator) -> torch.Tensor:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgecv.core.errors import DataError, InvalidImageError
+from edgecv.core.imageio import MAX_PIXELS, open_image, to_pixels
 from edgecv.data.base import RawData, few_names
-from edgecv.errors import DataError, InvalidImageError
-from edgecv.imageio import MAX_PIXELS, open_image, to_pixels
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 

@@ -19,10 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from edgecv.core.errors import DataError
+from edgecv.core.spec import COLORS
 from edgecv.data.base import TEST_FRACTION, VAL_FRACTION, DataBundle, pixel_sums, stats_from_sums, stratified_split
 from edgecv.data.folder import Listing, decode_chw, refuse_bad
-from edgecv.errors import DataError
-from edgecv.spec import COLORS
 
 CHUNK = 256  # images decoded per chunk; two chunks are decoded ahead of the one in use
 RESIDENT_MB = 1024  # folders that decode to more than this stream (EDGECV_RESIDENT_MB overrides)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecv.core.errors import DataError
 from edgecv.data.base import RawData
-from edgecv.errors import DataError
 
 _EXPECTED = {
     "mnist": "MNIST/raw/train-images-idx3-ubyte (plus the t10k and labels files)",

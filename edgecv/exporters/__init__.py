@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgecv.core.fsutil import write_json
 from edgecv.exporters.common import ExportError, ExportReport, Source, load_source
 from edgecv.exporters.onnx import DEFAULT_OPSET, export_onnx
 from edgecv.exporters.torchscript import export_torchscript
-from edgecv.fsutil import write_json
 
 FORMATS = ("onnx", "torchscript")  # what --format all writes
 OPTIONAL_FORMATS = ("executorch",)  # needs its extra: edgecv[executorch]

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecv.errors import EdgecvError, ModelError
-from edgecv.fsutil import sha256
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.fsutil import sha256
+from edgecv.core.spec import ModelSpec
 from edgecv.models.summary import ModelSummary, summarize
-from edgecv.spec import ModelSpec
 from edgecv.train.checkpoint import calibrated, load_checkpoint, model_from_checkpoint
 from edgecv.train.config import TrainConfig
 

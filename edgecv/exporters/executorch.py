@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgecv.core.fsutil import atomic_path
+from edgecv.core.spec import ModelSpec
 from edgecv.exporters.common import (
     ExportReport,
     Source,
@@ -33,9 +35,7 @@ from edgecv.exporters.common import (
     parity_inputs,
     quiet_torch,
 )
-from edgecv.fsutil import atomic_path
 from edgecv.runtimes.executorch_rt import MAX_BATCH, QUANT_METHOD, SPEC_METHOD, require_executorch
-from edgecv.spec import ModelSpec
 
 
 def lower(module: torch.nn.Module, spec: ModelSpec, example: torch.Tensor, *, dynamic: bool = True,

@@ -21,7 +21,10 @@ import onnx
 import torch
 
 from edgecv import __version__
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
+from edgecv.core.fsutil import atomic_path
+from edgecv.core.onnxfile import SPEC_KEY
+from edgecv.core.spec import ModelSpec
 from edgecv.exporters.common import (
     ExportError,
     ExportReport,
@@ -34,9 +37,6 @@ from edgecv.exporters.common import (
     quiet_fds,
     quiet_torch,
 )
-from edgecv.fsutil import atomic_path
-from edgecv.onnxfile import SPEC_KEY
-from edgecv.spec import ModelSpec
 
 DEFAULT_OPSET = 17
 EXPORTERS = {"legacy": (7, 20), "dynamo": (18, 23)}  # opsets each exporter can emit

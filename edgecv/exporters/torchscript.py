@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from edgecv.core.fsutil import atomic_path
+from edgecv.core.trust import remember
 from edgecv.exporters.common import (
     ExportReport,
     Source,
@@ -19,8 +21,6 @@ from edgecv.exporters.common import (
     parity_inputs,
     quiet_torch,
 )
-from edgecv.fsutil import atomic_path
-from edgecv.trust import remember
 
 SPEC_FILE = "edgecv_spec.json"
 

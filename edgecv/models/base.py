@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from edgecv.errors import ModelError
-from edgecv.registry import Registry
+from edgecv.core.errors import ModelError
+from edgecv.core.registry import Registry
 
 
 @dataclass(frozen=True)

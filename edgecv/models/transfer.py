@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgecv.errors import ModelError
+from edgecv.core.errors import ModelError
 from edgecv.models.base import TrainDefaults, register
 from edgecv.models.blocks import Net, adapt_input_weight, dense_head, replace_stem
 

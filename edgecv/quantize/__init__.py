@@ -24,18 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.cpu import host_cpu
-from edgecv.errors import EdgecvError, ModelError
-from edgecv.fsutil import atomic_path, check_writable_folder, sha256, write_json
+from edgecv.core.cpu import host_cpu
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.fsutil import atomic_path, check_writable_folder, sha256, write_json
+from edgecv.core.onnxfile import load_onnx, metadata, quantization_of, spec_of
+from edgecv.core.spec import ModelSpec
 from edgecv.modeldata import data_source, foreign_spec, keeps_going, load_bundle
-from edgecv.onnxfile import load_onnx, metadata, quantization_of, spec_of
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, BudgetError, fit_budget
 from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data
 from edgecv.quantize.graph import model_io, name_nodes, stamp
 from edgecv.quantize.speed import check_speed
 from edgecv.runtimes import load_model
-from edgecv.spec import ModelSpec
 
 METHODS = m.METHODS
 CALIB_METHODS = m.CALIB_METHODS

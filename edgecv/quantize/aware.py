@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 Quantize = Callable[[Path, Sequence[str], Sequence[str] | None], None]  # (out, exclude, only)
 Measure = Callable[[Path], np.ndarray]  # validation logits of a model file

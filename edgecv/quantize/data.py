@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import DataError, EdgecvError
+from edgecv.core.errors import DataError, EdgecvError
+from edgecv.core.preprocess import to_model_input
+from edgecv.core.spec import ModelSpec
 from edgecv.modeldata import check_labels
-from edgecv.preprocess import to_model_input
-from edgecv.spec import ModelSpec
 
 CALIB_SEED = 0
 FEW_CALIB = 100  # below this many calibration images the activation ranges are a guess

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecv import __version__
-from edgecv.errors import EdgecvError, ModelError
-from edgecv.onnxfile import QUANT_KEY, SPEC_KEY, set_metadata
-from edgecv.spec import ModelSpec
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.onnxfile import QUANT_KEY, SPEC_KEY, set_metadata
+from edgecv.core.spec import ModelSpec
 
 
 def model_io(model: Any) -> tuple[str, list[Any], int]:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from edgecv.cpu import CpuInfo
-from edgecv.errors import EdgecvError
+from edgecv.core.cpu import CpuInfo
+from edgecv.core.errors import EdgecvError
 
 METHODS = ("int8-static", "int8-dynamic", "fp16")
 SUFFIX = {"int8-static": ".int8.onnx", "int8-dynamic": ".int8-dynamic.onnx", "fp16": ".fp16.onnx"}

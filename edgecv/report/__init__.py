@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import EdgecvError
-from edgecv.fsutil import write_json
+from edgecv.core.errors import EdgecvError
+from edgecv.core.fsutil import write_json
 from edgecv.report.page import BuiltReport, Figure, Section, Table, write_pages
 
 REQUIRED = {"config.json": "edgecv train", "history.csv": "edgecv train", "metrics.json": "edgecv train",
@@ -71,7 +71,7 @@ def build_report(run_dir: Path | str, data_root: str | None = None, samples: int
 
 
 def _read_run(run_dir: Path) -> dict[str, Any]:
-    from edgecv.spec import ModelSpec
+    from edgecv.core.spec import ModelSpec
     from edgecv.train.history import read_history
 
     try:
@@ -89,7 +89,7 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _variant_file(run_dir: Path, recorded: str) -> Path:
-    from edgecv.bench import VARIANT_FILES
+    from edgecv.measure.bench import VARIANT_FILES
 
     name = Path(recorded).name
     for rel in VARIANT_FILES:
@@ -101,7 +101,7 @@ def _variant_file(run_dir: Path, recorded: str) -> Path:
 
 
 def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None):
-    from edgecv.evaluate import load_split, score
+    from edgecv.measure.evaluate import load_split, score
     from edgecv.runtimes import RuntimeOptions, load_model
 
     scored, split = [], None
@@ -168,8 +168,8 @@ def _training(run: dict[str, Any]) -> Section:
 
 
 def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
-    from edgecv.bench import paired_text, with_interval
     from edgecv.cli.common import fmt_bytes  # the same units as the bench table in the terminal
+    from edgecv.measure.bench import paired_text, with_interval
     from edgecv.report import figures
 
     bench = run["bench"]
@@ -354,7 +354,7 @@ def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str
 
 def _explanations(run_dir: Path, labels: list[str], split: Any, count: int) -> Section:
     from edgecv import explain
-    from edgecv.errors import ModelError
+    from edgecv.core.errors import ModelError
     from edgecv.report import figures
 
     model, spec, _ = explain.load_explainable(run_dir)

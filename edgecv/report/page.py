@@ -8,7 +8,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecv.fsutil import write_bytes, write_text
+from edgecv.core.fsutil import write_bytes, write_text
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;

@@ -10,12 +10,12 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from edgecv.errors import ModelError
-from edgecv.fsutil import require_file
-from edgecv.registry import Registry
+from edgecv.core.errors import ModelError
+from edgecv.core.fsutil import require_file
+from edgecv.core.registry import Registry
+from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import EVAL_BATCH, PRECISIONS, Loaded, RuntimeOptions
 from edgecv.runtimes.ort import PROVIDERS, ProviderError, available, load_onnx_session
-from edgecv.spec import ModelSpec
 
 RUNTIMES: Registry[Callable[..., Loaded]] = Registry("runtime", ModelError)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.spec import ModelSpec
+from edgecv.core.spec import ModelSpec
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 EVAL_BATCH = 256
@@ -28,7 +28,7 @@ class RuntimeOptions:
     cudnn_algo_search: str = "exhaustive"  # exhaustive | heuristic | default
     trt_fp16: bool = False  # TensorRT may build fp16 kernels
     trt_cache: str | None = None  # TensorRT engine cache folder
-    trust_torchscript: bool = False  # run TorchScript files edgecv did not write (see edgecv.trust)
+    trust_torchscript: bool = False  # run TorchScript files edgecv did not write (see edgecv.core.trust)
 
 
 @dataclass

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import ModelError
+from edgecv.core.errors import ModelError
+from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.runtimes.ort import PRECISION
-from edgecv.spec import ModelSpec
 
 SPEC_METHOD = "edgecv_spec"
 QUANT_METHOD = "edgecv_quantization"

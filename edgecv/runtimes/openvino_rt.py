@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import ModelError
+from edgecv.core.errors import ModelError
+from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.runtimes.ort import PRECISION, check_external_data
-from edgecv.spec import ModelSpec
 
 DEVICES = ("cpu", "gpu", "npu")  # --provider values OpenVINO takes; its device names are the upper case
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import EdgecvError, ModelError
-from edgecv.fsutil import leaves_folder
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.fsutil import leaves_folder
+from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import Loaded, RuntimeOptions
-from edgecv.spec import ModelSpec
 
 # an ONNX StringStringEntryProto with key "location": the path of a tensor's external data
 _LOCATION = re.compile(rb"\x0a\x08location\x12")

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import ModelError
+from edgecv.core.errors import ModelError
+from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.runtimes.ort import ProviderError
-from edgecv.spec import ModelSpec
 
 
 def _device(options: RuntimeOptions) -> str:
@@ -65,7 +65,7 @@ def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None
     """A TorchScript file and the spec in its ``_extra_files``."""
     import torch
 
-    from edgecv.trust import vetted_bytes
+    from edgecv.core.trust import vetted_bytes
 
     data = vetted_bytes(path, options.trust_torchscript)
     device = _device(options)

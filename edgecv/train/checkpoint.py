@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from edgecv.errors import CheckpointError
-from edgecv.fsutil import atomic_path
+from edgecv.core.errors import CheckpointError
+from edgecv.core.fsutil import atomic_path
 
 FORMAT = "edgecv.checkpoint"
 FORMAT_VERSION = 1
@@ -131,8 +131,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint")
     The architecture comes from the checkpoint's config; weights must fit it exactly, so a checkpoint
     whose weights belong to another architecture is refused.
     """
+    from edgecv.core.spec import ModelSpec
     from edgecv.models import create_model
-    from edgecv.spec import ModelSpec
     from edgecv.train.config import TrainConfig
 
     try:

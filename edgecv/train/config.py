@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "one-cycle")
@@ -47,7 +47,7 @@ class TrainConfig:
     weights: str | None = None  # pretrained weights file (vgg16-transfer)
     freeze: bool | None = None  # freeze pretrained features (vgg16-transfer)
     feature_lr_scale: float | None = None  # feature LR = lr x this when unfrozen (vgg16-transfer)
-    calibrate: bool = True  # fit a temperature on the validation split after training (edgecv.calibration)
+    calibrate: bool = True  # fit a temperature on the validation split after training (edgecv.core.calibration)
     keep_going: bool = False  # leave out a folder's unreadable images instead of refusing it
     stream: bool | None = None  # folders: decode on the fly; None: when larger than EDGECV_RESIDENT_MB
     workers: int | None = None  # DataLoader processes decoding a streamed folder; None: one per core, at most 4

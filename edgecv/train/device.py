@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 
 def pick_device(name: str) -> torch.device:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 TIMEOUT_S = int(os.environ.get("EDGECV_DIST_TIMEOUT", "300"))  # a lost rank fails the others after this long
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from edgecv.fsutil import write_text
+from edgecv.core.fsutil import write_text
 
 COLUMNS = (
     "epoch",

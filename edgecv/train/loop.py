@@ -16,21 +16,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgecv import __version__
+from edgecv.core.errors import CheckpointError, EdgecvError, TrainingDiverged
+from edgecv.core.fsutil import remove_stale_temps, write_json
+from edgecv.core.metrics import classification_metrics, macro_scores
+from edgecv.core.spec import ModelSpec
 from edgecv.data import DataBundle, load_dataset
 from edgecv.data.base import Split
 from edgecv.data.batches import DeviceBatches, batches_for
-from edgecv.errors import CheckpointError, EdgecvError, TrainingDiverged
-from edgecv.fsutil import remove_stale_temps, write_json
-from edgecv.metrics import classification_metrics, macro_scores
 from edgecv.models import create_model, param_groups
-from edgecv.spec import ModelSpec
+from edgecv.rundir import claim_run_dir, default_run_dir, run_paths
 from edgecv.train import distributed
 from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgecv.train.config import TrainConfig
 from edgecv.train.device import amp_dtype, pick_device, set_deterministic
 from edgecv.train.history import write_history
 from edgecv.train.optim import build_optimizer, build_scheduler
-from edgecv.train.rundir import claim_run_dir, default_run_dir, run_paths
 
 EVAL_BATCH = 512
 NAN_CHECK_EVERY = 20  # batches between non-finite loss checks (each check syncs a GPU)
@@ -270,7 +270,7 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
 
 def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
     """Fit the temperature on the validation split (never the test split); 1.0 with --no-calibrate."""
-    from edgecv.calibration import at_bound, before_after, fit_temperature
+    from edgecv.core.calibration import at_bound, before_after, fit_temperature
 
     if not s.cfg.calibrate or len(s.data.val) == 0:
         return 1.0, {"temperature": 1.0, "fitted_on": None}
@@ -292,7 +292,7 @@ def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
 def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
     """Fit the temperature on the validation split, score the best checkpoint on the test split with it;
     write metrics.json and spec.json."""
-    from edgecv.calibration import before_after
+    from edgecv.core.calibration import before_after
 
     paths = run_paths(run_dir)
     best = load_checkpoint(paths["best"])
@@ -348,7 +348,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = 
     device, dist, reporter = _join(cfg, reporter)
     data = _load_data(cfg, reporter)
     session = _Session(cfg, data, device, load_weights=True)
-    run_dir, problem = Path(cfg.out) if cfg.out else default_run_dir(cfg), None
+    run_dir, problem = Path(cfg.out) if cfg.out else default_run_dir(cfg.model, cfg.data), None
     if dist.main:
         try:
             claim_run_dir(run_dir, overwrite)

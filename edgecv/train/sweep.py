@@ -7,11 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgecv.errors import EdgecvError
-from edgecv.fsutil import write_json
+from edgecv.core.errors import EdgecvError
+from edgecv.core.fsutil import write_json
+from edgecv.rundir import default_run_dir
 from edgecv.train.config import TrainConfig
 from edgecv.train.loop import Reporter, resume, train
-from edgecv.train.rundir import default_run_dir
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -46,7 +46,7 @@ def sweep(cfg: TrainConfig, lrs: list[float], reporter: Reporter | None = None,
     so re-running the same sweep after a crash completes it.
     """
     cfg = replace(cfg, lr=lrs[0]).resolved()
-    root = Path(cfg.out) if cfg.out else default_run_dir(replace(cfg, model=f"{cfg.model}-sweep"))
+    root = Path(cfg.out) if cfg.out else default_run_dir(f"{cfg.model}-sweep", cfg.data)
     rows = []
     for lr in lrs:
         sub = root / f"lr-{lr:g}"

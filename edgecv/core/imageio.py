@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from edgecv.errors import InvalidImageError
-from edgecv.spec import COLORS
+from edgecv.core.errors import InvalidImageError
+from edgecv.core.spec import COLORS
 
 MAX_PIXELS = 50_000_000
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,

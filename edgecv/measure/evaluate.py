@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import DataError, EdgecvError, ModelError
-from edgecv.metrics import classification_metrics, softmax
+from edgecv.core.errors import DataError, EdgecvError, ModelError
+from edgecv.core.metrics import classification_metrics, softmax
+from edgecv.core.preprocess import to_model_input
+from edgecv.core.spec import COLORS, ModelSpec
 from edgecv.modeldata import check_labels, data_source, keeps_going, load_bundle
-from edgecv.preprocess import to_model_input
 from edgecv.runtimes import Loaded, RuntimeOptions, load_model
-from edgecv.spec import COLORS, ModelSpec
 
 SPLITS = ("train", "val", "test")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgecv import stats
-from edgecv.cpu import host_cpu
+from edgecv.core.cpu import host_cpu
+from edgecv.measure import stats
 
 if TYPE_CHECKING:
-    from edgecv.bench import BenchReport, VariantResult
+    from edgecv.measure.bench import BenchReport, VariantResult
 
 
 def speed(a: VariantResult, b: VariantResult) -> stats.SpeedRatio | None:

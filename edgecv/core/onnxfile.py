@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgecv.errors import ModelError
-from edgecv.fsutil import leaves_folder, require_file
-from edgecv.spec import ModelSpec
+from edgecv.core.errors import ModelError
+from edgecv.core.fsutil import leaves_folder, require_file
+from edgecv.core.spec import ModelSpec
 
 SPEC_KEY = "edgecv.spec"
 QUANT_KEY = "edgecv.quantization"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edgecv.errors import EdgecvError
-from edgecv.train.config import TrainConfig
+from edgecv.core.errors import EdgecvError
 
 
 def run_name(model: str, data: str) -> str:
@@ -14,9 +13,9 @@ def run_name(model: str, data: str) -> str:
     return f"{model}-{Path(data.partition(':')[2]).name if data.startswith('folder:') else data}"
 
 
-def default_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
+def default_run_dir(model: str, data: str, root: Path = Path("runs")) -> Path:
     """runs/<model>-<data>, numbered -2, -3, ... when taken."""
-    base = root / run_name(cfg.model, cfg.data)
+    base = root / run_name(model, data)
     candidate, n = base, 1
     while candidate.exists():
         n += 1

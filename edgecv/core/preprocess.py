@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecv.errors import DataError
-from edgecv.spec import ModelSpec
+from edgecv.core.errors import DataError
+from edgecv.core.spec import ModelSpec
 
 _LOOKUP_UP_TO = 4096  # values: a table lookup beats arithmetic for one small image, not for a batch
 

@@ -105,7 +105,7 @@ def classification_metrics(
     n = len(y)
     one_vs_all = [(n - cm[i, :].sum() - cm[:, i].sum() + 2 * cm[i, i]) / n for i in idx]  # (TP + TN) / N
     top5 = float(skm.top_k_accuracy_score(y, probs, k=5, labels=idx)) if k >= 5 else None
-    from edgecv.stats import accuracy_interval
+    from edgecv.measure.stats import accuracy_interval
 
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),

@@ -4,8 +4,8 @@ A model file is data, but ONNX Runtime is native code: a hostile or broken graph
 the memory there is. :class:`IsolatedPredictor` runs a :class:`~edgecv.Predictor` in a child process with a memory cap,
 a time limit for starting and loading, and one per call. Images are decoded there too (Pillow is native code as well). A
 crash, a timeout or the memory cap ends only the child: the call raises :class:`RuntimeFault` (a
-:class:`~edgecv.errors.ModelError`) and the next call starts a fresh child. :func:`check_model` loads a file that way
-once, runs one image through it and says what went wrong, if anything: what ``edgecv check`` does.
+:class:`~edgecv.core.errors.ModelError`) and the next call starts a fresh child. :func:`check_model` loads a file that
+way once, runs one image through it and says what went wrong, if anything: what ``edgecv check`` does.
 
 What it does not protect against: a child runs with the app's user, files and network, so a runtime bug that
 lets a model run code would run it there; use an OS sandbox (a container, a separate user) for that.
@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from edgecv.errors import EdgecvError, InvalidImageError, ModelError
+from edgecv.core.errors import EdgecvError, InvalidImageError, ModelError
 
 MEMORY_MB = 2048  # default address-space cap of the child
 TIMEOUT_S = 60.0  # default limit per call
@@ -36,7 +36,7 @@ class RuntimeFault(ModelError):
     """The model's runtime process crashed, ran out of its memory cap, or overran its time limit."""
 
 
-# The child. It is started with `python -m edgecv.isolated READ_FD WRITE_FD MEMORY_MB`, not forked or spawned
+# The child. It is started with `python -m edgecv.serve.isolated READ_FD WRITE_FD MEMORY_MB`, not forked or spawned
 # from the app, so nothing of the app (its __main__, threads or sessions) runs or is copied there. Requests
 # come pickled from the app, which the child trusts; replies go back as JSON, because the app must not
 # unpickle anything from a process that runs an untrusted model.
@@ -56,7 +56,7 @@ def _child_main(argv: list[str]) -> None:
         outbox.send_bytes(json.dumps(fields).encode())
 
     try:
-        from edgecv.predictor import Predictor
+        from edgecv.serve.predictor import Predictor
 
         predictor = Predictor(path, **kwargs)
     except (EdgecvError, MemoryError, ValueError) as exc:
@@ -97,7 +97,7 @@ class _Child:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "edgecv.isolated", str(to_child_r), str(from_child_w), str(memory_mb or 0)],
+            [sys.executable, "-m", "edgecv.serve.isolated", str(to_child_r), str(from_child_w), str(memory_mb or 0)],
             pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)  # a Ctrl-C in the app's terminal is the app's
         os.close(to_child_r)
@@ -205,7 +205,7 @@ class IsolatedPredictor:
                            "is unaffected and the next call starts a new one")
 
     def _call(self, method: str, arg: Any) -> list[Any]:
-        from edgecv.predictor import Prediction
+        from edgecv.serve.predictor import Prediction
 
         request = pickle.dumps((method, arg))
         with self._lock:
@@ -255,7 +255,7 @@ def check_model(path: str | Path, *, memory_mb: int | None = MEMORY_MB, timeout_
     path = Path(path)
     with IsolatedPredictor(path, memory_mb=memory_mb, timeout_s=timeout_s, load_timeout_s=load_timeout_s,
                            provider=provider, **predictor_kwargs) as isolated:
-        from edgecv.spec import ModelSpec
+        from edgecv.core.spec import ModelSpec
 
         spec = ModelSpec.from_json(isolated.info["spec"])
         h, w = spec.size

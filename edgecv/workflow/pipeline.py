@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 STAGES = ("train", "export", "quantize", "bench", "report")
 QUANTIZED = ("model.int8.onnx", "model.int8-dynamic.onnx", "model.fp16.onnx")
@@ -40,7 +40,7 @@ class PipelineOptions:
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
-        from edgecv.train.rundir import run_name
+        from edgecv.rundir import run_name
 
         return Path(self.out) if self.out is not None else Path("runs") / run_name(self.model, self.data)
 
@@ -87,7 +87,7 @@ def is_current(run_dir: Path, stage: str) -> bool:
 
 
 def _current_schema() -> int:
-    from edgecv.bench import SCHEMA
+    from edgecv.measure.bench import SCHEMA
 
     return SCHEMA
 
@@ -147,7 +147,7 @@ def run_pipeline(opts: PipelineOptions, reporter: Any = None,
         result.stages.append(StageResult(name, True, seconds, summary))
         on_stage(i, name, f"{summary} ({seconds:.1f} s)")
     if result.bench is None:
-        from edgecv.bench import BenchReport
+        from edgecv.measure.bench import BenchReport
 
         result.bench = BenchReport.from_dict(json.loads((run_dir / "bench.json").read_text()))
     result.report = run_dir / "report.html"
@@ -192,8 +192,8 @@ def _quantize(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipel
 
 
 def _bench(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
-    from edgecv.bench import BenchOptions, bench
-    from edgecv.fsutil import write_json
+    from edgecv.core.fsutil import write_json
+    from edgecv.measure.bench import BenchOptions, bench
     from edgecv.runtimes import RuntimeOptions
 
     report = bench([run_dir], RuntimeOptions(provider=opts.provider),

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgecv import stats
-from edgecv.preprocess import to_model_input
+from edgecv.core.preprocess import to_model_input
+from edgecv.measure import stats
 from edgecv.runtimes import Loaded
 
 if TYPE_CHECKING:
-    from edgecv.bench import BenchOptions
+    from edgecv.measure.bench import BenchOptions
 
 
 def _timed(loaded: Loaded, prepared: Any, iters: int | None, seconds: float, least: int = 3) -> np.ndarray:

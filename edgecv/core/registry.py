@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from edgecv.errors import EdgecvError
+from edgecv.core.errors import EdgecvError
 
 T = TypeVar("T")
 

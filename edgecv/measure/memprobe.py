@@ -1,7 +1,7 @@
 """A model's own memory and cold start, measured in a fresh process of its own.
 
 A process that has imported torch, or loaded other variants, measures them too. So ``measure_isolated`` starts
-``python -m edgecv.memprobe`` for one file: it imports the runtime the file needs, makes the input, notes its
+``python -m edgecv.measure.memprobe`` for one file: it imports the runtime the file needs, makes the input, notes its
 resident memory (the baseline), then times creating the session and the first batch-1 inference, runs the
 largest batch too, and reports the peak resident memory of that work less the baseline (Linux resets the
 peak through /proc/self/clear_refs). On CUDA it adds the device memory the process holds (NVML, which
@@ -128,7 +128,7 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
 
 def measure_isolated(path: Path, options: dict[str, Any], input_shape: tuple[int, ...], dtype: str, batch: int,
                      big_batch: int, timeout: float = TIMEOUT_S) -> dict[str, Any]:
-    """Memory and cold start of one model file, from a fresh ``python -m edgecv.memprobe`` process.
+    """Memory and cold start of one model file, from a fresh ``python -m edgecv.measure.memprobe`` process.
 
     ``input_shape`` is one image in the file's layout; ``batch`` is the first (cold) inference's batch size and
     ``big_batch`` the largest one measured. Raises RuntimeError with the probe's last error line on failure.
@@ -136,8 +136,8 @@ def measure_isolated(path: Path, options: dict[str, Any], input_shape: tuple[int
     request = {"file": str(path), "options": options, "input_shape": list(input_shape), "dtype": dtype,
                "batch": batch, "big_batch": big_batch}
     try:
-        proc = subprocess.run([sys.executable, "-m", "edgecv.memprobe", json.dumps(request)], capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-m", "edgecv.measure.memprobe", json.dumps(request)],
+                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"the memory probe of {path.name} took over {timeout:.0f} s") from None
     if proc.returncode != 0:
@@ -148,7 +148,7 @@ def measure_isolated(path: Path, options: dict[str, Any], input_shape: tuple[int
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m edgecv.memprobe REQUEST_JSON", file=sys.stderr)
+        print("usage: python -m edgecv.measure.memprobe REQUEST_JSON", file=sys.stderr)
         return 2
     try:
         result = probe(json.loads(argv[1]))

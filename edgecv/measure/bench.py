@@ -4,9 +4,9 @@ model, on the same inputs, with the provider that really ran named, and no figur
 - Latency: every variant is loaded first, then timed in interleaved rounds (each round times every variant
   for an equal slice, in a shuffled order), so drift on the host hits all variants alike. Percentiles come
   with a 95% bootstrap interval over rounds, and one variant is called faster than another only when the
-  whole 95% interval of their paired speed ratio is at or above ``min_speedup`` (see :mod:`edgecv.stats`).
+  whole 95% interval of their paired speed ratio is at or above ``min_speedup`` (see :mod:`edgecv.measure.stats`).
   The Pareto front and the recommendation use that rule.
-- Memory and cold start: each variant in a fresh process of its own (:mod:`edgecv.memprobe`).
+- Memory and cold start: each variant in a fresh process of its own (:mod:`edgecv.measure.memprobe`).
 - Accuracy: a 95% Wilson interval, and against the reference variant McNemar's exact test on the same images.
 
 Inputs are prepared (and moved to the device) outside the timed region, warm-up calls are excluded, each call
@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from edgecv import stats
-from edgecv.cpu import host_cpu
-from edgecv.errors import EdgecvError, ModelError
-from edgecv.evaluate import SplitData, load_split, score
-from edgecv.metrics import agreement
+from edgecv.core.cpu import host_cpu
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.metrics import agreement
+from edgecv.measure import stats
+from edgecv.measure.evaluate import SplitData, load_split, score
+from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
+from edgecv.measure.verdicts import fp16_note, pareto_front, recommend, slower_notes
 from edgecv.modeldata import data_source
 from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runtime_for
-from edgecv.timing import Subject, summarise_timing, time_interleaved
-from edgecv.verdicts import fp16_note, pareto_front, recommend, slower_notes
 
 VARIANT_FILES = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
                  "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt", "model.pte",
@@ -89,7 +89,7 @@ class VariantResult:
     throughput_ci: dict[str, list[float]] = field(default_factory=dict)
     round_p50_ms: list[float] = field(default_factory=list)  # batch 1: each round's median, for paired ratios
     timed_calls: int = 0  # batch-1 calls behind the percentiles
-    memory: dict[str, Any] | None = None  # from the variant's own process (see edgecv.memprobe)
+    memory: dict[str, Any] | None = None  # from the variant's own process (see edgecv.measure.memprobe)
     cold_start_ms: dict[str, float] | None = None  # load (session creation) and first_run (first inference)
     session: str = ""  # one id per bench call: rows of one session were timed in the same rounds
 
@@ -180,7 +180,7 @@ def _load(path: Path, options: RuntimeOptions) -> Loaded:
 def _memory(loaded: Loaded, options: RuntimeOptions, opts: BenchOptions,
             report: BenchReport) -> dict[str, Any] | None:
     """Memory and cold start of one variant from a fresh process; a failed probe is a note, not an error."""
-    from edgecv.memprobe import measure_isolated
+    from edgecv.measure.memprobe import measure_isolated
 
     c, h, w = loaded.spec.input_shape
     shape = (h, w, c) if loaded.spec.layout == "NHWC" else (c, h, w)

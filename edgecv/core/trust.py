@@ -15,8 +15,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from edgecv.errors import ModelError
-from edgecv.fsutil import sha256
+from edgecv.core.errors import ModelError
+from edgecv.core.fsutil import sha256
 
 
 class UntrustedModelError(ModelError):

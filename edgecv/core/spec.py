@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from edgecv.errors import ModelError
+from edgecv.core.errors import ModelError
 
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
@@ -34,7 +34,7 @@ class ModelSpec:
     dtype: str = "float32"
     scale: float = 1.0 / 255.0
     interpolation: str = "bilinear"  # Pillow resample used for the training data
-    temperature: float = 1.0  # the model file already divides its logits by this (see edgecv.calibration)
+    temperature: float = 1.0  # the model file already divides its logits by this (see edgecv.core.calibration)
     arch: str = ""
     dataset: str = ""
     edgecv_version: str = ""

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.errors import ModelError
-from edgecv.imageio import MAX_PIXELS, open_image, ready_pixels, to_pixels
-from edgecv.metrics import softmax
-from edgecv.preprocess import input_table, normalise, normalise_into
+from edgecv.core.errors import ModelError
+from edgecv.core.imageio import MAX_PIXELS, open_image, ready_pixels, to_pixels
+from edgecv.core.metrics import softmax
+from edgecv.core.preprocess import input_table, normalise, normalise_into
+from edgecv.core.spec import COLORS, ModelSpec
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for
-from edgecv.spec import COLORS, ModelSpec
 
 _ORT_TYPES = {"float32": "float", "uint8": "uint8"}
 _NUMPY_FROM = 64  # classes from which softmax and top-k run in numpy rather than plain Python

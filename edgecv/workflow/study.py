@@ -1,7 +1,7 @@
 """Studies: the pipeline for several models on one data set, each in its own run folder inside the study
 folder, compared in one table, one Pareto front and one report.
 
-A study is a layer above :mod:`edgecv.pipeline`: every model's run keeps the pipeline's per-stage caching, so
+A study is a layer above :mod:`edgecv.workflow.pipeline`: every model's run keeps the pipeline's per-stage caching, so
 a second run redoes nothing, adding a model trains only that one, and an interrupted study resumes where it
 stopped. A model that fails (a data set it cannot train on, an export torch cannot do) is reported in its row
 and the study goes on.
@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecv import stats
-from edgecv.errors import EdgecvError
-from edgecv.registry import Registry
+from edgecv.core.errors import EdgecvError
+from edgecv.core.registry import Registry
+from edgecv.measure import stats
 
 STUDIES: Registry[tuple[str, ...]] = Registry("study")
 STUDIES.add("quick", ("mlp", "lenet5", "cnn-bn"))  # three architectures that train in seconds on digits
@@ -131,7 +131,7 @@ def row_label(model: str, row: Any) -> str:
 def answer(rows: list[tuple[str, Any]], constraints: Constraints) -> Answer | None:
     """The most accurate (model, row) pair that meets every constraint, the faster beyond noise among equally
     accurate ones, then the smaller; or, when none meets them all, the closest and what it misses."""
-    from edgecv.verdicts import faster
+    from edgecv.measure.verdicts import faster
 
     if not constraints.any() or not rows:
         return None
@@ -176,7 +176,7 @@ class StudyOptions:
     constraints: Constraints = field(default_factory=Constraints)
 
     def study_dir(self) -> Path:
-        from edgecv.train.rundir import run_name
+        from edgecv.rundir import run_name
 
         if self.out is not None:
             return Path(self.out)
@@ -228,7 +228,7 @@ def run_study(opts: StudyOptions, reporter: Any = None,
               on_stage: Callable[[str, int, str, str], None] | None = None) -> StudyResult:
     """Run the pipeline for every model of the study (stale stages only), then compare them and write the study
     report. ``on_stage(model, index, stage, message)`` hears each stage of each model."""
-    from edgecv.pipeline import PipelineOptions, run_pipeline
+    from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
 
     opts.constraints.validate()
     if opts.seconds <= 0:
@@ -272,14 +272,14 @@ def study_rows(outcomes: list[ModelOutcome]) -> list[tuple[str, Any]]:
 
 def study_front(rows: list[tuple[str, Any]]) -> list[bool]:
     """The Pareto front across every model and format, with the noise rule (unpaired between models)."""
-    from edgecv.verdicts import pareto_front
+    from edgecv.measure.verdicts import pareto_front
 
     return pareto_front([r for _, r in rows], stats.MIN_SPEEDUP)
 
 
 def _write_record(study_dir: Path, opts: StudyOptions, result: StudyResult) -> None:
     """study.json: what was asked, how each model fared, the front and the answer (the report reads it)."""
-    from edgecv.fsutil import write_json
+    from edgecv.core.fsutil import write_json
 
     write_json(study_dir / STUDY_FILE, {
         "name": opts.name, "data": opts.data, "models": opts.models, "epochs": opts.epochs,

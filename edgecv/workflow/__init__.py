@@ -1,0 +1,2 @@
+"""Whole runs: the pipeline (one model through every stage) and the study (several models, one front).
+"""
