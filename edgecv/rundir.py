@@ -7,6 +7,8 @@ from pathlib import Path
 
 from edgecv.core.errors import EdgecvError
 
+STUDY_FILE = "study.json"  # a study folder's record: what was asked, each model's outcome, the front
+
 
 def run_name(model: str, data: str) -> str:
     """<model>-<data>, with a folder data set named by its last path part."""

@@ -116,11 +116,3 @@ def print_wide(table: Any, width: int) -> None:
         out.print(table)
     finally:
         out.width = saved
-
-
-def fmt_bytes(n: int) -> str:
-    """1430009 -> '1.4 MB'."""
-    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"

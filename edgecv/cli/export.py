@@ -8,9 +8,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import fmt_bytes, fmt_count, out, run_guarded
+from edgecv.cli.common import fmt_count, out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import check_writable_folder
+from edgecv.report.cells import fmt_bytes
 
 
 def _parse_batch(text: str) -> int | None:

@@ -10,9 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import ImageBar, StatusLine, err, fmt_bytes, out, print_wide, run_guarded
+from edgecv.cli.common import ImageBar, StatusLine, err, out, print_wide, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
+from edgecv.report.cells import fmt_bytes
 
 MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 
@@ -131,7 +132,7 @@ def eval_cmd(
 def print_bench(report) -> None:
     """The variants sorted by p50 latency with 95% intervals, the Pareto front marked, where each number comes
     from, then the recommendation."""
-    from edgecv.measure.bench import paired_text, with_interval
+    from edgecv.report.cells import paired_text, with_interval
 
     env = report.env
     batch_cols = sorted({int(b) for v in report.variants for b in v.throughput})

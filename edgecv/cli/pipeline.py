@@ -62,8 +62,9 @@ def pipeline_cmd(
     def body() -> None:
         from edgecv.cli.measure import print_bench
         from edgecv.cli.study import print_answer, print_study
+        from edgecv.measure.constraints import Constraints, answer
         from edgecv.workflow.pipeline import STAGES, PipelineOptions, run_pipeline
-        from edgecv.workflow.study import Constraints, StudyOptions, answer, parse_models, run_study
+        from edgecv.workflow.study import StudyOptions, parse_models, run_study
 
         if epochs is not None and epochs < 1:
             raise EdgecvError(f"--epochs must be at least 1, got {epochs}")
@@ -135,7 +136,7 @@ def report_cmd(
     def body() -> None:
         from edgecv.report import build_report
         from edgecv.report.study import build_study_report
-        from edgecv.workflow.study import STUDY_FILE
+        from edgecv.rundir import STUDY_FILE
 
         if samples < 1:
             raise EdgecvError(f"--samples must be at least 1, got {samples}")

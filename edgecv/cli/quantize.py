@@ -9,8 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import StatusLine, err, fmt_bytes, out, run_guarded
+from edgecv.cli.common import StatusLine, err, out, run_guarded
 from edgecv.core.errors import EdgecvError
+from edgecv.report.cells import fmt_bytes
 
 
 def parse_methods(text: str) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from edgecv.measure import stats
 from edgecv.runtimes import Loaded
 
 if TYPE_CHECKING:
-    from edgecv.measure.bench import BenchOptions
+    from edgecv.measure.types import BenchOptions
 
 
 def _timed(loaded: Loaded, prepared: Any, iters: int | None, seconds: float, least: int = 3) -> np.ndarray:

@@ -12,7 +12,7 @@ from edgecv.core.cpu import host_cpu
 from edgecv.measure import stats
 
 if TYPE_CHECKING:
-    from edgecv.measure.bench import BenchReport, VariantResult
+    from edgecv.measure.types import BenchReport, VariantResult
 
 
 def speed(a: VariantResult, b: VariantResult) -> stats.SpeedRatio | None:

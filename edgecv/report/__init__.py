@@ -169,8 +169,8 @@ def _training(run: dict[str, Any]) -> Section:
 
 def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
     from edgecv.cli.common import fmt_bytes  # the same units as the bench table in the terminal
-    from edgecv.measure.bench import paired_text, with_interval
     from edgecv.report import figures
+    from edgecv.report.cells import paired_text, with_interval
 
     bench = run["bench"]
     variants = sorted(bench["variants"], key=lambda v: v["latency_ms"].get("p50", float("inf")))

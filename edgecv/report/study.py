@@ -23,9 +23,9 @@ STUDY_SECTIONS = ("summary", "table", "trade-off", "training", "per-class", "cal
 
 
 def _read(study_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    from edgecv.measure.bench import BenchReport
+    from edgecv.measure.types import BenchReport
+    from edgecv.rundir import STUDY_FILE
     from edgecv.train.history import read_history
-    from edgecv.workflow.study import STUDY_FILE
 
     record_path = study_dir / STUDY_FILE
     if not record_path.is_file():
@@ -51,7 +51,7 @@ def _read(study_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 def _rows(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One dict per model x format, as bench.json has them, plus the model, the study-wide front and whether the
     row meets the constraints."""
-    from edgecv.workflow.study import Constraints, row_label, study_front
+    from edgecv.measure.constraints import Constraints, row_label, study_front
 
     pairs = [(m, v) for m, run in runs.items() for v in run["bench"].variants]
     front = study_front(pairs)
@@ -131,8 +131,7 @@ def _summary(record: dict[str, Any], runs: dict[str, dict[str, Any]], rows: list
 
 
 def _table(rows: list[dict[str, Any]], record: dict[str, Any]) -> Section:
-    from edgecv.cli.common import fmt_bytes
-    from edgecv.measure.bench import paired_text, with_interval
+    from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 
     sizes = sorted({int(b) for r in rows for b in r["throughput"]})
     constrained = any(r["meets"] is not None for r in rows)

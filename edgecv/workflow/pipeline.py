@@ -87,7 +87,7 @@ def is_current(run_dir: Path, stage: str) -> bool:
 
 
 def _current_schema() -> int:
-    from edgecv.measure.bench import SCHEMA
+    from edgecv.measure.types import SCHEMA
 
     return SCHEMA
 
@@ -147,7 +147,7 @@ def run_pipeline(opts: PipelineOptions, reporter: Any = None,
         result.stages.append(StageResult(name, True, seconds, summary))
         on_stage(i, name, f"{summary} ({seconds:.1f} s)")
     if result.bench is None:
-        from edgecv.measure.bench import BenchReport
+        from edgecv.measure.types import BenchReport
 
         result.bench = BenchReport.from_dict(json.loads((run_dir / "bench.json").read_text()))
     result.report = run_dir / "report.html"
