@@ -30,9 +30,9 @@ import torch
 from inference import preset_args, variants  # benchmarks/inference.py: presets, their fp32 and int8 files
 
 from edgecv.core.cpu import host_cpu
+from edgecv.core.stats import speed_ratio
 from edgecv.exporters.executorch import MAX_BATCH, lower
 from edgecv.measure.bench import BenchOptions
-from edgecv.measure.stats import speed_ratio
 from edgecv.measure.timing import measure
 from edgecv.models import create_model
 from edgecv.runtimes import RuntimeOptions, load_model

@@ -21,8 +21,8 @@ import torch
 
 from edgecv.core.cpu import host_cpu
 from edgecv.core.spec import ModelSpec
+from edgecv.core.stats import speed_ratio
 from edgecv.measure.bench import BenchOptions
-from edgecv.measure.stats import speed_ratio
 from edgecv.measure.timing import measure
 from edgecv.models import MODELS, create_model
 from edgecv.quantize import methods as m

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.preprocess import to_model_input
 from edgecv.core.spec import ModelSpec
+from edgecv.rundir import RunDir
 
 
 @dataclass
@@ -33,7 +35,7 @@ def load_explainable(path: Path) -> tuple[Any, ModelSpec, Path]:
     from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     path = Path(path)
-    ckpt = path / "checkpoints" / "best.pt" if path.is_dir() else path
+    ckpt = RunDir(path).best if path.is_dir() else path
     if not ckpt.is_file():
         raise EdgecvError(f"{path}: no such checkpoint or run directory with checkpoints/best.pt "
                           "(Grad-CAM needs the trained torch model)")
@@ -65,7 +67,6 @@ def pick_layer(model: Any, name: str | None) -> str:
 def _input(pixels: np.ndarray, spec: ModelSpec) -> Any:
     import torch
 
-    from edgecv.core.preprocess import to_model_input
 
     x = to_model_input(pixels, spec)
     if spec.layout == "NHWC":

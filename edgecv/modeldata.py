@@ -11,16 +11,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from edgecv.core.errors import ModelError
+from edgecv.core.errors import DataError, ModelError
 from edgecv.core.spec import COLORS, ModelSpec
+from edgecv.data import load_dataset
+from edgecv.rundir import RunDir
 
 
 def _run_config(model_path: Path) -> dict[str, Any]:
     """The training config of the run directory the model sits in, or {}."""
-    folder = model_path.parent
-    if folder.name == "checkpoints":
-        folder = folder.parent
-    path = folder / "config.json"
+    path = RunDir.of(model_path).config
     try:
         data = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
@@ -61,7 +60,6 @@ def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, i
     ``keep_going``: its unreadable files must be left out before the split is carved, as in training, or
     the test split would differ from the one the model was trained beside; otherwise they show (and stop
     the work) as the folder is read."""
-    from edgecv.data import load_dataset
 
     c, h, w = input_shape
     if h != w:
@@ -77,7 +75,6 @@ def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, i
 
 def check_labels(bundle: Any, spec: ModelSpec) -> None:
     """The data set must name the same classes, in the same order, as the model predicts."""
-    from edgecv.core.errors import DataError
 
     if list(bundle.labels) != list(spec.labels):
         raise DataError(f"data set {bundle.name!r} has classes {_few(bundle.labels)} but the model predicts "

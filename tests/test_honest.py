@@ -16,10 +16,10 @@ from conftest import invoke, run_cli
 from scipy.stats import binomtest
 from torch import nn
 
+from edgecv.core import stats
 from edgecv.core.calibration import fit_temperature, nll, uncalibrated
 from edgecv.core.metrics import softmax
 from edgecv.data import load_dataset
-from edgecv.measure import stats
 from edgecv.measure.bench import BenchOptions, bench
 from edgecv.measure.evaluate import evaluate
 from edgecv.measure.memprobe import measure_isolated

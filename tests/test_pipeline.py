@@ -19,8 +19,8 @@ import pytest
 from conftest import assert_user_error, run_cli
 from PIL import Image
 
-from edgecv.report import SECTIONS
-from edgecv.train.history import read_history
+from edgecv.core.history import read_history
+from edgecv.report.run import SECTIONS
 
 STAGE_LINE = re.compile(r"^\[(\d)/5\] (\w+)\s+(.*)$", re.M)
 

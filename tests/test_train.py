@@ -20,9 +20,9 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from edgecv import ModelSpec
 from edgecv.core.errors import TrainingDiverged
+from edgecv.core.history import COLUMNS, read_history
 from edgecv.train import TrainConfig, resume, train
 from edgecv.train.checkpoint import load_checkpoint, save_checkpoint
-from edgecv.train.history import COLUMNS, read_history
 
 
 def _digest(folder: Path) -> dict[str, str]:

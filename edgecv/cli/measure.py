@@ -13,7 +13,9 @@ from rich.table import Table
 from edgecv.cli.common import ImageBar, StatusLine, err, out, print_wide, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
-from edgecv.report.cells import fmt_bytes
+from edgecv.report.cells import fmt_bytes, paired_text, with_interval
+from edgecv.rundir import RunDir
+from edgecv.runtimes import RuntimeOptions
 
 MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 
@@ -33,8 +35,6 @@ TRUST_HELP = ("Run TorchScript files that edgecv did not write for this user. To
 def _runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str = "all",
                      cudnn: str = "exhaustive", trt_fp16: bool = False, trt_cache: Path | None = None,
                      trust: bool = False):
-    from edgecv.runtimes import RuntimeOptions
-
     return RuntimeOptions(provider=provider, threads=threads, allow_fallback=allow_fallback,
                           graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16,
                           trt_cache=str(trt_cache) if trt_cache else None, trust_torchscript=trust)
@@ -132,7 +132,6 @@ def eval_cmd(
 def print_bench(report) -> None:
     """The variants sorted by p50 latency with 95% intervals, the Pareto front marked, where each number comes
     from, then the recommendation."""
-    from edgecv.report.cells import paired_text, with_interval
 
     env = report.env
     batch_cols = sorted({int(b) for v in report.variants for b in v.throughput})
@@ -231,7 +230,7 @@ def bench_cmd(
                            progress=status.update, keep_going=keep_going, stream=stream,
                            runtimes=tuple(r.strip() for r in runtimes.split(",") if r.strip()))
         print_bench(report)
-        target = json_file or (models[0] / "bench.json" if len(models) == 1 and models[0].is_dir() else None)
+        target = json_file or (RunDir(models[0]).bench if len(models) == 1 and models[0].is_dir() else None)
         if target is not None:
             _write_report(target, report.to_dict())
 

@@ -8,8 +8,15 @@ import typer
 from rich.markup import escape
 
 from edgecv.cli.common import StatusLine, out, run_guarded
+from edgecv.cli.measure import print_bench
+from edgecv.cli.study import print_answer, print_study
 from edgecv.cli.train import RichReporter
 from edgecv.core.errors import EdgecvError
+from edgecv.core.fsutil import write_bytes
+from edgecv.core.imageio import open_image, to_pixels
+from edgecv.measure.constraints import Constraints, answer
+from edgecv.modeldata import data_source, keeps_going, load_bundle
+from edgecv.rundir import STAGES, STUDY_FILE, RunDir
 
 
 def pipeline_cmd(
@@ -60,10 +67,7 @@ def pipeline_cmd(
     reporter = StageReporter()
 
     def body() -> None:
-        from edgecv.cli.measure import print_bench
-        from edgecv.cli.study import print_answer, print_study
-        from edgecv.measure.constraints import Constraints, answer
-        from edgecv.workflow.pipeline import STAGES, PipelineOptions, run_pipeline
+        from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
         from edgecv.workflow.study import StudyOptions, parse_models, run_study
 
         if epochs is not None and epochs < 1:
@@ -134,9 +138,8 @@ def report_cmd(
     """
 
     def body() -> None:
-        from edgecv.report import build_report
+        from edgecv.report.run import build_report
         from edgecv.report.study import build_study_report
-        from edgecv.rundir import STUDY_FILE
 
         if samples < 1:
             raise EdgecvError(f"--samples must be at least 1, got {samples}")
@@ -169,7 +172,6 @@ def explain_cmd(
         import numpy as np
 
         from edgecv import explain
-        from edgecv.core.imageio import open_image, to_pixels
         from edgecv.report.figures import png
 
         if samples < 1:
@@ -182,8 +184,7 @@ def explain_cmd(
                                for p in image])
         else:
             pixels, truth = _test_images(ckpt, spec, samples, str(data_root) if data_root else None)
-        folder = out_path or (ckpt.parent.parent / "explain" if ckpt.parent.name == "checkpoints"
-                              else ckpt.parent / "explain")
+        folder = out_path or RunDir.of(ckpt).explain
         if folder.exists() and not folder.is_dir():
             raise EdgecvError(f"--out {folder} is a file, not a folder")
         cams = explain.grad_cam(model, spec, pixels, layer)
@@ -206,7 +207,6 @@ def explain_cmd(
 def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
     import numpy as np
 
-    from edgecv.modeldata import data_source, keeps_going, load_bundle
 
     name, root = data_source(ckpt, spec, None, data_root)
     test = load_bundle(name, root, spec.input_shape, keeps_going(ckpt)).test
@@ -215,8 +215,6 @@ def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
 
 
 def _save(path: Path, data: bytes) -> Path:
-    from edgecv.core.fsutil import write_bytes
-
     try:
         write_bytes(path, data)
     except OSError as exc:

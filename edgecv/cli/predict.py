@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import ImageBar, err, out, run_guarded
-from edgecv.core.errors import EdgecvError
+from edgecv.core.errors import EdgecvError, InvalidImageError
+from edgecv.core.fsutil import require_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -45,7 +46,6 @@ def predict_cmd(
     """
 
     def body() -> None:
-        from edgecv.core.errors import InvalidImageError
         from edgecv.serve.predictor import Predictor
 
         if top_k < 1:
@@ -103,7 +103,6 @@ def check_cmd(
     """
 
     def body() -> None:
-        from edgecv.core.fsutil import require_file
         from edgecv.measure.evaluate import spec_from_flags
         from edgecv.serve.isolated import check_model
 

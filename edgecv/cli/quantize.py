@@ -12,6 +12,7 @@ from rich.table import Table
 from edgecv.cli.common import StatusLine, err, out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.report.cells import fmt_bytes
+from edgecv.rundir import RunDir
 
 
 def parse_methods(text: str) -> tuple[str, ...]:
@@ -30,10 +31,11 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 def resolve_model(path: Path) -> Path:
     """A run directory means its model.onnx."""
-    if path.is_dir() and (path / "checkpoints").is_dir():
-        if not (path / "model.onnx").is_file():
+    run = RunDir(path)
+    if path.is_dir() and run.checkpoints.is_dir():
+        if not run.onnx.is_file():
             raise EdgecvError(f"{path} has no model.onnx yet: run edgecv export {path} --format onnx first")
-        return path / "model.onnx"
+        return run.onnx
     return path
 
 

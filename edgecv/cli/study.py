@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import err, out, print_wide
-from edgecv.report.cells import fmt_bytes
+from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 
 
 def print_answer(answer) -> None:
@@ -20,7 +20,6 @@ def print_answer(answer) -> None:
 
 def print_study(result) -> None:
     """One table of every model and format sorted by p50, the front marked, then the answer and the report."""
-    from edgecv.report.cells import paired_text, with_interval
     from edgecv.workflow.study import study_rows
 
     pairs = study_rows(result.outcomes)

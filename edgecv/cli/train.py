@@ -15,6 +15,7 @@ from rich.table import Table
 
 from edgecv.cli.common import err, out, run_guarded
 from edgecv.core.errors import EdgecvError
+from edgecv.rundir import RunDir
 
 LOSS_REFRESH = 10  # batches between live-loss updates (each reads the loss back from the device)
 
@@ -218,7 +219,7 @@ def train_cmd(
                                   "(only --device may change)")
             if launch:
                 try:  # the run's resolved settings, without loading its weights; the ranks check the rest
-                    batch = json.loads((Path(resume_dir) / "config.json").read_text())["batch_size"]
+                    batch = json.loads(RunDir(resume_dir).config.read_text())["batch_size"]
                 except (OSError, ValueError, KeyError, TypeError):
                     batch = None
                 if isinstance(batch, int):

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from edgecv.core.stats import accuracy_interval
+
 
 def _check(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> None:
     if probs.ndim != 2 or probs.shape[1] != num_classes:
@@ -105,7 +107,6 @@ def classification_metrics(
     n = len(y)
     one_vs_all = [(n - cm[i, :].sum() - cm[:, i].sum() + 2 * cm[i, i]) / n for i in idx]  # (TP + TN) / N
     top5 = float(skm.top_k_accuracy_score(y, probs, k=5, labels=idx)) if k >= 5 else None
-    from edgecv.measure.stats import accuracy_interval
 
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),

@@ -9,6 +9,7 @@ from edgecv.core.fsutil import write_json
 from edgecv.exporters.common import ExportError, ExportReport, Source, load_source
 from edgecv.exporters.onnx import DEFAULT_OPSET, export_onnx
 from edgecv.exporters.torchscript import export_torchscript
+from edgecv.rundir import RunDir
 
 FORMATS = ("onnx", "torchscript")  # what --format all writes
 OPTIONAL_FORMATS = ("executorch",)  # needs its extra: edgecv[executorch]
@@ -23,7 +24,7 @@ def default_path(source: Source, fmt: str, uint8_input: bool) -> Path:
 
 def record(out_dir: Path, report: ExportReport) -> None:
     """Add or replace this file's entry in ``out_dir/export.json``."""
-    path = out_dir / "export.json"
+    path = RunDir(out_dir).export_record
     try:
         data = json.loads(path.read_text()) if path.is_file() else {}
     except ValueError:

@@ -20,7 +20,9 @@ from torch import nn
 from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.fsutil import sha256
 from edgecv.core.spec import ModelSpec
+from edgecv.data import load_dataset
 from edgecv.models.summary import ModelSummary, summarize
+from edgecv.rundir import RunDir
 from edgecv.train.checkpoint import calibrated, load_checkpoint, model_from_checkpoint
 from edgecv.train.config import TrainConfig
 
@@ -55,7 +57,6 @@ class Source:
     def val_images(self) -> np.ndarray | None:
         """Up to 64 uint8 (N, C, H, W) validation images of the model's own data set, loaded once;
         None when the data set cannot be loaded here."""
-        from edgecv.data import load_dataset
 
         cfg, spec = self.config, self.spec
         try:
@@ -72,13 +73,13 @@ def load_source(path: Path | str) -> Source:
     """A run directory (its best checkpoint) or a checkpoint file, validated before anything is built."""
     path = Path(path)
     if path.is_dir():
-        ckpt_path = path / "checkpoints" / "best.pt"
+        ckpt_path = RunDir(path).best
         if not ckpt_path.is_file():
             raise ModelError(f"{path} has no checkpoints/best.pt: is it an edgecv run directory?")
         out_dir = path
     elif path.is_file():
         ckpt_path = path
-        out_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        out_dir = RunDir.of(path).path
     else:
         raise ModelError(f"{path} does not exist")
     ckpt = load_checkpoint(ckpt_path)

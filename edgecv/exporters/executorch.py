@@ -35,7 +35,9 @@ from edgecv.exporters.common import (
     parity_inputs,
     quiet_torch,
 )
-from edgecv.runtimes.executorch_rt import MAX_BATCH, QUANT_METHOD, SPEC_METHOD, require_executorch
+from edgecv.modeldata import check_labels, load_bundle
+from edgecv.quantize.data import calibration_images
+from edgecv.runtimes.executorch_rt import MAX_BATCH, QUANT_METHOD, SPEC_METHOD, load_executorch, require_executorch
 
 
 def lower(module: torch.nn.Module, spec: ModelSpec, example: torch.Tensor, *, dynamic: bool = True,
@@ -77,7 +79,6 @@ def export_executorch(source: Source, out: Path, *, calib: np.ndarray | None = N
                       atol: float = 1e-4) -> ExportReport:
     """Write ``out`` (fp32, or int8 with ``calib``) once ExecuTorch's own runtime runs it like the torch model.
     Nothing is left at ``out`` on failure."""
-    from edgecv.runtimes.executorch_rt import load_executorch
 
     start = time.perf_counter()
     module, spec = exportable(source, uint8_input=False)
@@ -111,8 +112,6 @@ def export_executorch(source: Source, out: Path, *, calib: np.ndarray | None = N
 
 def calibration_for(source: Source, calib_size: int) -> np.ndarray:
     """The training images that calibrate the run's ONNX int8 file, drawn the same way (edgecv.quantize)."""
-    from edgecv.modeldata import check_labels, load_bundle
-    from edgecv.quantize.data import calibration_images
 
     cfg, spec = source.config, source.spec
     bundle = load_bundle(cfg.data, cfg.data_root, spec.input_shape, cfg.keep_going, cfg.stream)

@@ -37,6 +37,8 @@ from edgecv.exporters.common import (
     quiet_fds,
     quiet_torch,
 )
+from edgecv.runtimes import RuntimeOptions
+from edgecv.runtimes.openvino_rt import load_openvino
 
 DEFAULT_OPSET = 17
 EXPORTERS = {"legacy": (7, 20), "dynamo": (18, 23)}  # opsets each exporter can emit
@@ -114,8 +116,6 @@ def _finish(model: onnx.ModelProto, spec: ModelSpec, simplify: bool) -> onnx.Mod
 def openvino_parity(path: Path, spec: ModelSpec, module: torch.nn.Module, inputs: dict[str, torch.Tensor],
                     atol: float) -> dict[str, Any]:
     """The exported file on OpenVINO's runtime against the torch model, on the parity inputs."""
-    from edgecv.runtimes import RuntimeOptions
-    from edgecv.runtimes.openvino_rt import load_openvino
 
     try:
         loaded = load_openvino(path, RuntimeOptions(), spec)

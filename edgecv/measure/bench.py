@@ -4,7 +4,7 @@ model, on the same inputs, with the provider that really ran named, and no figur
 - Latency: every variant is loaded first, then timed in interleaved rounds (each round times every variant
   for an equal slice, in a shuffled order), so drift on the host hits all variants alike. Percentiles come
   with a 95% bootstrap interval over rounds, and one variant is called faster than another only when the
-  whole 95% interval of their paired speed ratio is at or above ``min_speedup`` (see :mod:`edgecv.measure.stats`).
+  whole 95% interval of their paired speed ratio is at or above ``min_speedup`` (see :mod:`edgecv.core.stats`).
   The Pareto front and the recommendation use that rule.
 - Memory and cold start: each variant in a fresh process of its own (:mod:`edgecv.measure.memprobe`).
 - Accuracy: a 95% Wilson interval, and against the reference variant McNemar's exact test on the same images.
@@ -25,25 +25,24 @@ from typing import Any
 
 import numpy as np
 
+from edgecv.core import stats
 from edgecv.core.cpu import host_cpu
 from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.metrics import agreement
-from edgecv.measure import stats
 from edgecv.measure.evaluate import SplitData, load_split, score
+from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
 from edgecv.measure.verdicts import fp16_note, pareto_front, recommend, slower_notes
 from edgecv.modeldata import data_source
-from edgecv.runtimes import Loaded, RuntimeOptions, available, load_model, runtime_for
+from edgecv.rundir import RunDir
+from edgecv.runtimes import ONNX_RUNTIMES, Loaded, RuntimeOptions, available, load_model, runtime_for
 
 __all__ = ["SCHEMA", "BenchOptions", "BenchReport", "VariantResult", "bench", "variants_in"]
 
-VARIANT_FILES = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
-                 "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt", "model.pte",
-                 "model.int8.pte")
 def variants_in(run_dir: Path) -> list[Path]:
     """Every model file of a run directory, in a fixed order."""
-    found = [run_dir / name for name in VARIANT_FILES if (run_dir / name).is_file()]
+    found = RunDir(run_dir).variants()
     if not found:
         raise ModelError(f"{run_dir} holds no model files: run edgecv train, export and quantize first")
     return found
@@ -83,7 +82,6 @@ def _load(path: Path, options: RuntimeOptions) -> Loaded:
 def _memory(loaded: Loaded, options: RuntimeOptions, opts: BenchOptions,
             report: BenchReport) -> dict[str, Any] | None:
     """Memory and cold start of one variant from a fresh process; a failed probe is a note, not an error."""
-    from edgecv.measure.memprobe import measure_isolated
 
     c, h, w = loaded.spec.input_shape
     shape = (h, w, c) if loaded.spec.layout == "NHWC" else (c, h, w)
@@ -206,7 +204,7 @@ def _int8_calibration(files: list[Path]) -> str | None:
     import json
 
     for f in files:
-        q = f.parent / "quantize.json"
+        q = RunDir.of(f).quantize_record
         if f.name == "model.int8.onnx" and q.is_file():
             try:
                 data = json.loads(q.read_text())["models"][f.name]["data"]
@@ -224,7 +222,6 @@ def _runtime_of(loaded: Loaded) -> str:
 def _jobs(files: list[Path], options: RuntimeOptions, runtimes: tuple[str, ...],
           report: BenchReport) -> list[tuple[Path, RuntimeOptions]]:
     """(file, options) for every row: an ONNX file once per runtime, a torch file once."""
-    from edgecv.runtimes import ONNX_RUNTIMES
 
     unknown = [r for r in runtimes if r not in ONNX_RUNTIMES]
     if unknown or not runtimes:

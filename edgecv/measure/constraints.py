@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecv.core import stats
 from edgecv.core.errors import EdgecvError
-from edgecv.measure import stats
 from edgecv.measure.verdicts import faster, pareto_front
 
 

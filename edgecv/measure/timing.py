@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgecv.core import stats
 from edgecv.core.preprocess import to_model_input
-from edgecv.measure import stats
 from edgecv.runtimes import Loaded
 
 if TYPE_CHECKING:

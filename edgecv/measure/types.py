@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgecv.core import stats
 from edgecv.core.errors import EdgecvError
-from edgecv.measure import stats
 
 SCHEMA = 2  # bench.json: 2 adds intervals, rounds, isolated memory, cold start and the paired accuracy test
 

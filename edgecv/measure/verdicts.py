@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgecv.core import stats
 from edgecv.core.cpu import host_cpu
-from edgecv.measure import stats
 
 if TYPE_CHECKING:
     from edgecv.measure.types import BenchReport, VariantResult

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.measure import stats
+from edgecv.core import stats
+from edgecv.measure.timing import measure
+from edgecv.measure.types import BenchOptions
 
 SPEED_BATCH = 64
 
@@ -18,8 +20,6 @@ def check_speed(load: Callable[[Path], Any], input_shape: Sequence[int], fixed_b
                 results: list[Any], seconds: float = 0.3) -> None:
     """Fill each result's ``speed`` (images/s against fp32 at batch 64, or the model's fixed batch) and add the
     note when the file is slower than fp32 beyond noise. ``load`` opens a model file with the job's spec."""
-    from edgecv.measure.timing import measure
-    from edgecv.measure.types import BenchOptions
 
     batch = fixed_batch or SPEED_BATCH
     loaded = [load(source)] + [load(Path(r.file)) for r in results]

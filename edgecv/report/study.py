@@ -16,17 +16,20 @@ import numpy as np
 
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
-from edgecv.report.page import Figure, Links, Section, Table
+from edgecv.core.history import read_history
+from edgecv.measure.constraints import Constraints, row_label, study_front
+from edgecv.measure.types import BenchReport
+from edgecv.report import figures
+from edgecv.report import study_figures as sf
+from edgecv.report.cells import fmt_bytes, paired_text, with_interval
+from edgecv.report.page import Figure, Links, Section, Table, write_pages
+from edgecv.rundir import STUDY_FILE, RunDir
 
 STUDY_SECTIONS = ("summary", "table", "trade-off", "training", "per-class", "calibration", "confusion", "models",
                   "environment")
 
 
 def _read(study_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    from edgecv.measure.types import BenchReport
-    from edgecv.rundir import STUDY_FILE
-    from edgecv.train.history import read_history
-
     record_path = study_dir / STUDY_FILE
     if not record_path.is_file():
         raise EdgecvError(f"{study_dir} has no {STUDY_FILE}: run edgecv pipeline --model a,b,... --out {study_dir}")
@@ -36,12 +39,12 @@ def _read(study_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         for o in record["outcomes"]:
             if not o["ok"]:
                 continue
-            run_dir = study_dir / o["run_dir"]
+            run = RunDir(study_dir / o["run_dir"])
             runs[o["model"]] = {
-                "config": json.loads((run_dir / "config.json").read_text()),
-                "metrics": json.loads((run_dir / "metrics.json").read_text()),
-                "history": read_history(run_dir / "history.csv"),
-                "bench": BenchReport.from_dict(json.loads((run_dir / "bench.json").read_text())),
+                "config": json.loads(run.config.read_text()),
+                "metrics": json.loads(run.metrics.read_text()),
+                "history": read_history(run.history),
+                "bench": BenchReport.from_dict(json.loads(run.bench.read_text())),
             }
     except (OSError, ValueError, KeyError) as exc:
         raise EdgecvError(f"{study_dir} holds an unreadable study file: {exc}") from None
@@ -51,7 +54,6 @@ def _read(study_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 def _rows(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One dict per model x format, as bench.json has them, plus the model, the study-wide front and whether the
     row meets the constraints."""
-    from edgecv.measure.constraints import Constraints, row_label, study_front
 
     pairs = [(m, v) for m, run in runs.items() for v in run["bench"].variants]
     front = study_front(pairs)
@@ -67,8 +69,6 @@ def _rows(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[dict[
 
 def build_study_report(study_dir: Path | str):
     """Write the study's report.html, report.md, plots/*.png and study-table.json."""
-    from edgecv.report import study_figures as sf
-    from edgecv.report.page import write_pages
 
     study_dir = Path(study_dir)
     record, runs = _read(study_dir)
@@ -131,8 +131,6 @@ def _summary(record: dict[str, Any], runs: dict[str, dict[str, Any]], rows: list
 
 
 def _table(rows: list[dict[str, Any]], record: dict[str, Any]) -> Section:
-    from edgecv.report.cells import fmt_bytes, paired_text, with_interval
-
     sizes = sorted({int(b) for r in rows for b in r["throughput"]})
     constrained = any(r["meets"] is not None for r in rows)
     answer = (record.get("answer") or {}).get("row")
@@ -166,8 +164,6 @@ def _table(rows: list[dict[str, Any]], record: dict[str, Any]) -> Section:
 
 
 def _tradeoff(rows: list[dict[str, Any]], colors: dict[str, str]) -> Section:
-    from edgecv.report import study_figures as sf
-
     batches = sorted({b for r in rows for b in r["throughput"]}, key=int)
     blocks: list[Any] = [
         Figure("study_accuracy_latency", sf.png(sf.accuracy_latency(rows, colors)),
@@ -183,8 +179,6 @@ def _tradeoff(rows: list[dict[str, Any]], colors: dict[str, str]) -> Section:
 
 
 def _per_class(runs: dict[str, dict[str, Any]], labels: list[str]) -> Section:
-    from edgecv.report import study_figures as sf
-
     f1 = np.array([[c["f1"] for c in r["metrics"]["per_class"]] for r in runs.values()])
     worst = [(labels[j], m) for m, j in zip(runs, f1.argmin(axis=1), strict=True)]
     return Section("per-class", "Per class", [
@@ -194,8 +188,6 @@ def _per_class(runs: dict[str, dict[str, Any]], labels: list[str]) -> Section:
 
 
 def _calibration(runs: dict[str, dict[str, Any]]) -> Section:
-    from edgecv.report import figures
-
     rows, curves = [], []
     for model, run in runs.items():
         calib = run["metrics"].get("calibration") or {}

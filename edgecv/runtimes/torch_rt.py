@@ -11,8 +11,10 @@ import numpy as np
 
 from edgecv.core.errors import ModelError
 from edgecv.core.spec import ModelSpec
+from edgecv.core.trust import vetted_bytes
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.runtimes.ort import ProviderError
+from edgecv.train.checkpoint import calibrated, load_checkpoint, model_from_checkpoint
 
 
 def _device(options: RuntimeOptions) -> str:
@@ -54,7 +56,6 @@ def wrap_module(module: Any, fmt: str, path: Path, spec: ModelSpec, device: str)
 def load_checkpoint_model(path: Path, options: RuntimeOptions) -> Loaded:
     """The trained torch model of an edgecv checkpoint (loaded with ``weights_only=True``), with its fitted
     temperature applied as the exported files apply it."""
-    from edgecv.train.checkpoint import calibrated, load_checkpoint, model_from_checkpoint
 
     device = _device(options)
     model, spec, _ = model_from_checkpoint(load_checkpoint(path), path)
@@ -65,7 +66,6 @@ def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None
     """A TorchScript file and the spec in its ``_extra_files``."""
     import torch
 
-    from edgecv.core.trust import vetted_bytes
 
     data = vetted_bytes(path, options.trust_torchscript)
     device = _device(options)

@@ -12,6 +12,9 @@ import torch
 
 from edgecv.core.errors import CheckpointError
 from edgecv.core.fsutil import atomic_path
+from edgecv.core.spec import ModelSpec
+from edgecv.models import create_model
+from edgecv.train.config import TrainConfig
 
 FORMAT = "edgecv.checkpoint"
 FORMAT_VERSION = 1
@@ -131,9 +134,6 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint")
     The architecture comes from the checkpoint's config; weights must fit it exactly, so a checkpoint
     whose weights belong to another architecture is refused.
     """
-    from edgecv.core.spec import ModelSpec
-    from edgecv.models import create_model
-    from edgecv.train.config import TrainConfig
 
     try:
         cfg = TrainConfig.from_dict(ckpt["config"])

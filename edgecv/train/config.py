@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecv.core.errors import EdgecvError
+from edgecv.data import parse_data_name
+from edgecv.models import MODELS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "one-cycle")
@@ -67,8 +69,6 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every model and data default filled in, validated."""
-        from edgecv.data import parse_data_name
-        from edgecv.models import MODELS
 
         entry = MODELS.get(self.model)
         info, folder = parse_data_name(self.data)

@@ -16,20 +16,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgecv import __version__
+from edgecv.core.calibration import at_bound, before_after, fit_temperature
 from edgecv.core.errors import CheckpointError, EdgecvError, TrainingDiverged
 from edgecv.core.fsutil import remove_stale_temps, write_json
+from edgecv.core.history import write_history
 from edgecv.core.metrics import classification_metrics, macro_scores
 from edgecv.core.spec import ModelSpec
 from edgecv.data import DataBundle, load_dataset
 from edgecv.data.base import Split
 from edgecv.data.batches import DeviceBatches, batches_for
 from edgecv.models import create_model, param_groups
-from edgecv.rundir import claim_run_dir, default_run_dir, run_paths
+from edgecv.rundir import RunDir, claim_run_dir, default_run_dir
 from edgecv.train import distributed
 from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgecv.train.config import TrainConfig
 from edgecv.train.device import amp_dtype, pick_device, set_deterministic
-from edgecv.train.history import write_history
 from edgecv.train.optim import build_optimizer, build_scheduler
 
 EVAL_BATCH = 512
@@ -234,7 +235,7 @@ def _validate(s: _Session) -> dict[str, float]:
 
 
 def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
-    cfg, paths = s.cfg, run_paths(run_dir)
+    cfg, paths = s.cfg, RunDir(run_dir)
     reporter.start(cfg, s.data, run_dir, state.epoch + 1)
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.finished:
@@ -250,15 +251,15 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
         if val["val_loss"] < state.best_val_loss:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val["val_loss"], epoch, 0
             if main:
-                save_checkpoint(paths["best"], s.checkpoint(state))
+                save_checkpoint(paths.best, s.checkpoint(state))
         else:
             state.bad_epochs += 1
         if cfg.patience and state.bad_epochs >= cfg.patience:
             state.stopped_early = True
         state.finished = state.stopped_early or epoch == cfg.epochs
         if main:
-            save_checkpoint(paths["last"], s.checkpoint(state))
-            write_history(paths["history"], state.history)
+            save_checkpoint(paths.last, s.checkpoint(state))
+            write_history(paths.history, state.history)
         reporter.epoch_end(row)
         if state.stopped_early:
             reporter.note(f"early stop: validation loss has not improved for {cfg.patience} epochs")
@@ -270,7 +271,6 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
 
 def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
     """Fit the temperature on the validation split (never the test split); 1.0 with --no-calibrate."""
-    from edgecv.core.calibration import at_bound, before_after, fit_temperature
 
     if not s.cfg.calibrate or len(s.data.val) == 0:
         return 1.0, {"temperature": 1.0, "fitted_on": None}
@@ -292,10 +292,9 @@ def _calibrate(s: _Session, reporter: Reporter) -> tuple[float, dict[str, Any]]:
 def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> TrainResult:
     """Fit the temperature on the validation split, score the best checkpoint on the test split with it;
     write metrics.json and spec.json."""
-    from edgecv.core.calibration import before_after
 
-    paths = run_paths(run_dir)
-    best = load_checkpoint(paths["best"])
+    paths = RunDir(run_dir)
+    best = load_checkpoint(paths.best)
     s.model.load_state_dict(best["model"])
     temperature, calib = _calibrate(s, reporter)
     logits, y = predict(s, s.data.test)
@@ -309,9 +308,9 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
                       "test_macro_f1": metrics["macro_f1"], "best_epoch": best["epoch"],
                       "val_loss": state.best_val_loss, "temperature": temperature}
     best["spec"] = s.spec.to_dict()
-    save_checkpoint(paths["best"], best)
-    write_json(paths["spec"], s.spec.to_dict())
-    write_json(paths["metrics"], metrics)
+    save_checkpoint(paths.best, best)
+    write_json(paths.spec, s.spec.to_dict())
+    write_json(paths.metrics, metrics)
     reporter.note(f"best epoch {best['epoch']} (lowest validation loss) scored on the test split; "
                   f"run saved in {run_dir}")
     return TrainResult(run_dir, metrics, best["epoch"], state.epoch, state.stopped_early, state.history)
@@ -359,8 +358,8 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = 
         raise EdgecvError(problem)
     cfg.out = str(run_dir)
     if dist.main:
-        write_json(run_paths(run_dir)["config"], cfg.to_dict())
-        write_json(run_paths(run_dir)["spec"], session.spec.to_dict())
+        write_json(RunDir(run_dir).config, cfg.to_dict())
+        write_json(RunDir(run_dir).spec, session.spec.to_dict())
     return _run(run_dir, session, _State(), reporter)
 
 
@@ -370,7 +369,7 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EdgecvError(f"--resume {run_dir}: no such run directory")
-    last = run_paths(run_dir)["last"]
+    last = RunDir(run_dir).last
     if not last.is_file():
         raise CheckpointError(f"{run_dir} has no checkpoints/last.pt yet: nothing to resume")
     ckpt = load_checkpoint(last)
@@ -387,14 +386,14 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
                    best_val_loss=float(best.get("val_loss", math.inf)), best_epoch=int(best.get("epoch", 0)),
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), finished=bool(ckpt.get("finished")),
                    stopped_early=bool(ckpt.get("stopped_early")))
-    if state.finished and run_paths(run_dir)["metrics"].is_file():  # no data or training session needed
+    if state.finished and RunDir(run_dir).metrics.is_file():  # no data or training session needed
         model_from_checkpoint(ckpt, last)  # still refuse weights that do not fit the architecture
         reporter.note(f"{run_dir} already finished {state.epoch} epochs; nothing to do")
-        metrics = json.loads(run_paths(run_dir)["metrics"].read_text())
+        metrics = json.loads(RunDir(run_dir).metrics.read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
     device, dist, reporter = _join(cfg, reporter)
     session = _Session(cfg, _load_data(cfg, reporter), device, load_weights=False)
     session.restore(ckpt)
     if dist.main:
-        write_history(run_paths(run_dir)["history"], state.history)
+        write_history(RunDir(run_dir).history, state.history)
     return _run(run_dir, session, state, reporter)

@@ -9,7 +9,7 @@ from typing import Any
 
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
-from edgecv.rundir import default_run_dir
+from edgecv.rundir import RunDir, default_run_dir
 from edgecv.train.config import TrainConfig
 from edgecv.train.loop import Reporter, resume, train
 
@@ -29,7 +29,7 @@ def parse_lrs(text: str) -> list[float]:
 
 def _check_same_settings(sub: Path, cfg: TrainConfig) -> None:
     try:
-        saved = json.loads((sub / "config.json").read_text())
+        saved = json.loads(RunDir(sub).config.read_text())
     except (OSError, ValueError):
         return  # resume reads the settings from the checkpoint itself
     differ = sorted(k for k, v in cfg.to_dict().items() if k not in ("device",) and saved.get(k) != v)
@@ -51,7 +51,7 @@ def sweep(cfg: TrainConfig, lrs: list[float], reporter: Reporter | None = None,
     for lr in lrs:
         sub = root / f"lr-{lr:g}"
         sub_cfg = replace(cfg, lr=lr, out=str(sub))
-        if (sub / "checkpoints" / "last.pt").is_file() and not overwrite:
+        if RunDir(sub).last.is_file() and not overwrite:
             _check_same_settings(sub, sub_cfg)
             result = resume(sub, reporter)
         else:

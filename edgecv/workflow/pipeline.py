@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from edgecv.core.errors import EdgecvError
-
-STAGES = ("train", "export", "quantize", "bench", "report")
-QUANTIZED = ("model.int8.onnx", "model.int8-dynamic.onnx", "model.fp16.onnx")
+from edgecv.core.fsutil import write_json
+from edgecv.exporters import default_path, export_onnx, export_torchscript, load_source, record
+from edgecv.measure.bench import bench
+from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport
+from edgecv.quantize import QuantizeOptions, quantize
+from edgecv.report.run import build_report
+from edgecv.rundir import STAGES, RunDir, run_name
+from edgecv.runtimes import RuntimeOptions
+from edgecv.train import TrainConfig, resume, train
 
 
 @dataclass
@@ -40,8 +46,6 @@ class PipelineOptions:
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
-        from edgecv.rundir import run_name
-
         return Path(self.out) if self.out is not None else Path("runs") / run_name(self.model, self.data)
 
 
@@ -61,35 +65,15 @@ class PipelineResult:
     report: Path | None = None
 
 
-def stage_files(run_dir: Path, stage: str) -> tuple[list[Path], list[Path]]:
-    """(inputs, outputs) of a stage."""
-    best = run_dir / "checkpoints" / "best.pt"
-    onnx = run_dir / "model.onnx"
-    variants = [best, run_dir / "model.pt", onnx, *(run_dir / q for q in QUANTIZED)]
-    return {
-        "train": ([run_dir / "config.json"], [best, run_dir / "metrics.json", run_dir / "history.csv"]),
-        "export": ([best], [onnx, run_dir / "model.pt"]),
-        "quantize": ([onnx], [*(run_dir / q for q in QUANTIZED), run_dir / "quantize.json"]),
-        "bench": (variants, [run_dir / "bench.json"]),
-        "report": ([run_dir / "bench.json", run_dir / "history.csv", run_dir / "metrics.json", *variants],
-                   [run_dir / "report.html", run_dir / "report.md"]),
-    }[stage]
-
-
 def is_current(run_dir: Path, stage: str) -> bool:
     """All outputs exist and none is older than any input (a bench.json of an older schema is stale)."""
-    inputs, outputs = stage_files(run_dir, stage)
+    run = RunDir(run_dir)
+    inputs, outputs = run.stage_files(stage)
     if not all(p.is_file() for p in outputs) or not all(p.is_file() for p in inputs):
         return False
-    if stage == "bench" and _bench_schema(run_dir / "bench.json") < _current_schema():
+    if stage == "bench" and _bench_schema(run.bench) < SCHEMA:
         return False
     return min(p.stat().st_mtime_ns for p in outputs) >= max(p.stat().st_mtime_ns for p in inputs)
-
-
-def _current_schema() -> int:
-    from edgecv.measure.types import SCHEMA
-
-    return SCHEMA
 
 
 def _bench_schema(path: Path) -> int:
@@ -102,7 +86,7 @@ def _bench_schema(path: Path) -> int:
 def _check_run(run_dir: Path, opts: PipelineOptions) -> bool:
     """Whether ``run_dir`` already holds a run of this model on this data (False: a fresh directory).
     A run of something else is an error rather than silently replaced."""
-    config = run_dir / "config.json"
+    config = RunDir(run_dir).config
     if run_dir.exists() and not run_dir.is_dir():
         raise EdgecvError(f"--out {run_dir} is a file, not a folder")
     if not config.is_file():
@@ -147,17 +131,13 @@ def run_pipeline(opts: PipelineOptions, reporter: Any = None,
         result.stages.append(StageResult(name, True, seconds, summary))
         on_stage(i, name, f"{summary} ({seconds:.1f} s)")
     if result.bench is None:
-        from edgecv.measure.types import BenchReport
-
-        result.bench = BenchReport.from_dict(json.loads((run_dir / "bench.json").read_text()))
-    result.report = run_dir / "report.html"
+        result.bench = BenchReport.from_dict(json.loads(RunDir(run_dir).bench.read_text()))
+    result.report = RunDir(run_dir).report_html
     return result
 
 
 def _train(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
-    from edgecv.train import TrainConfig, resume, train
-
-    if same_run and (run_dir / "checkpoints" / "last.pt").is_file():  # an unfinished or current run: go on
+    if same_run and RunDir(run_dir).last.is_file():  # an unfinished or current run: go on
         done = resume(run_dir, reporter)
     else:
         given = {"data_root": opts.data_root} if opts.data_root else {}
@@ -172,8 +152,6 @@ def _train(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
 
 
 def _export(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
-    from edgecv.exporters import default_path, export_onnx, export_torchscript, load_source, record
-
     src = load_source(run_dir)
     worst = 0.0
     for fmt, export in (("onnx", export_onnx), ("torchscript", export_torchscript)):
@@ -184,29 +162,21 @@ def _export(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipelin
 
 
 def _quantize(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
-    from edgecv.quantize import QuantizeOptions, quantize
-
-    report = quantize(run_dir / "model.onnx", QuantizeOptions(data_root=opts.data_root))
+    report = quantize(RunDir(run_dir).onnx, QuantizeOptions(data_root=opts.data_root))
     parts = [f"{r.method} {r.test_accuracy:.2%}" for r in report.results]
     return "test accuracy " + ", ".join(parts)
 
 
 def _bench(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
-    from edgecv.core.fsutil import write_json
-    from edgecv.measure.bench import BenchOptions, bench
-    from edgecv.runtimes import RuntimeOptions
-
     report = bench([run_dir], RuntimeOptions(provider=opts.provider),
                    BenchOptions(seconds=opts.seconds, isolate=opts.isolate), data_root=opts.data_root,
                    stream=opts.stream)
-    write_json(run_dir / "bench.json", report.to_dict())
+    write_json(RunDir(run_dir).bench, report.to_dict())
     result.bench = report
     return f"{len(report.variants)} variants; recommended: {report.recommended}"
 
 
 def _report(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
-    from edgecv.report import build_report
-
     built = build_report(run_dir, data_root=opts.data_root)
     return f"{built.html} and {built.markdown.name}, {built.figures} figures"
 

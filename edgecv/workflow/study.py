@@ -19,7 +19,10 @@ from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
 from edgecv.core.registry import Registry
 from edgecv.measure.constraints import Answer, Constraints, answer, row_label, study_front
-from edgecv.rundir import STUDY_FILE, run_name
+from edgecv.models import MODELS
+from edgecv.report.study import build_study_report
+from edgecv.rundir import STUDY_FILE, RunDir, run_name
+from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
 
 STUDIES: Registry[tuple[str, ...]] = Registry("study")
 STUDIES.add("quick", ("mlp", "lenet5", "cnn-bn"))  # three architectures that train in seconds on digits
@@ -31,7 +34,6 @@ STUDIES.add("edge", ("cnn-tiny", "lenet5", "mobilenet-v3-small", "resnet"))  # s
 def parse_models(text: str) -> tuple[str | None, list[str]]:
     """``(study name or None, model names)`` from ``--model``: a study's name or comma-separated zoo names.
     Unknown or repeated names are an error that lists the known ones, before anything is trained."""
-    from edgecv.models import MODELS
 
     text = text.strip()
     if text in STUDIES:
@@ -99,7 +101,7 @@ def _claim(study_dir: Path, opts: StudyOptions) -> None:
     refused rather than mixed in."""
     if study_dir.exists() and not study_dir.is_dir():
         raise EdgecvError(f"--out {study_dir} is a file, not a folder")
-    if (study_dir / "config.json").is_file():
+    if RunDir(study_dir).is_run():
         raise EdgecvError(f"{study_dir} holds a single run, not a study; pick another --out")
     record = study_dir / STUDY_FILE
     if record.is_file() and not opts.force:
@@ -120,7 +122,6 @@ def run_study(opts: StudyOptions, reporter: Any = None,
               on_stage: Callable[[str, int, str, str], None] | None = None) -> StudyResult:
     """Run the pipeline for every model of the study (stale stages only), then compare them and write the study
     report. ``on_stage(model, index, stage, message)`` hears each stage of each model."""
-    from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
 
     opts.constraints.validate()
     if opts.seconds <= 0:
@@ -151,7 +152,6 @@ def run_study(opts: StudyOptions, reporter: Any = None,
     _write_record(study_dir, opts, result)
     if not any(o.ok for o in outcomes):
         raise EdgecvError("every model of the study failed: " + "; ".join(f"{o.model}: {o.error}" for o in outcomes))
-    from edgecv.report.study import build_study_report
 
     result.report = build_study_report(study_dir).html
     return result
