@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from edgecv.core.errors import DataError, ModelError
+from edgecv.core.errors import DataError, MissingSpecError, ModelError
 from edgecv.core.spec import COLORS, ModelSpec
 from edgecv.data import load_dataset
 from edgecv.rundir import RunDir
@@ -35,8 +35,8 @@ def data_source(model_path: Path, spec: ModelSpec | None, data: str | None,
     if data:
         return data, data_root or config.get("data_root")
     if spec is None:
-        raise ModelError(f"{model_path} has no edgecv spec, so its data set is unknown: pass --data NAME "
-                         "(digits, mnist, fashion-mnist, cifar10 or folder:PATH)")
+        raise MissingSpecError(f"{model_path} has no edgecv spec, so its data set is unknown: pass --data NAME "
+                               "(digits, mnist, fashion-mnist, cifar10 or folder:PATH)", ("dataset",), model_path)
     name = config.get("data") or spec.dataset
     if not name:
         raise ModelError(f"{model_path} does not say which data set it was trained on: pass --data NAME")

@@ -21,6 +21,7 @@ from PIL import Image
 from test_torch_free import BLOCK_TORCH
 
 from edgecv import InvalidImageError, ModelError, Prediction, Predictor
+from edgecv.core.errors import MissingSpecError
 from edgecv.core.imageio import from_array, ready_pixels, to_pixels
 from edgecv.core.preprocess import to_model_input
 from edgecv.core.spec import COLORS, ModelSpec
@@ -195,10 +196,12 @@ def test_bad_models_raise_model_errors(model, tmp_path):
     del m.metadata_props[:]
     foreign = tmp_path / "foreign.onnx"
     onnx.save(m, str(foreign))
-    with pytest.raises(ModelError, match="labels=, mean=, std= and input_shape="):
+    with pytest.raises(MissingSpecError, match="labels=, mean=, std= and input_shape=") as missing:
         Predictor(foreign)
-    with pytest.raises(ModelError, match="also needs std=, input_shape="):
+    assert missing.value.missing == ("labels", "mean", "std", "input_shape") and missing.value.path == foreign
+    with pytest.raises(MissingSpecError, match="also needs std=, input_shape=") as missing:
         Predictor(foreign, labels=list("0123456789"), mean=[0.5])
+    assert missing.value.missing == ("std", "input_shape")
     spec = Predictor(model).spec
     p = Predictor(foreign, labels=spec.labels, mean=spec.mean, std=spec.std, input_shape=spec.input_shape)
     assert p.predict(np.zeros((8, 8), np.uint8)).label == Predictor(model).predict(np.zeros((8, 8), np.uint8)).label

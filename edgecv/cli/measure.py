@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import ImageBar, StatusLine, err, out, print_wide, run_guarded
+from edgecv.cli.common import ImageBar, StatusLine, err, out, print_wide, run_guarded, spec_from_flags
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
@@ -115,7 +115,7 @@ def eval_cmd(
     """
 
     def body() -> None:
-        from edgecv.measure.evaluate import evaluate, spec_from_flags
+        from edgecv.measure.evaluate import evaluate
 
         spec = spec_from_flags(labels, mean, std, input_shape)
         options = replace(_runtime_options(provider, threads, allow_fallback, trust=trust), runtime=runtime)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import ImageBar, err, out, run_guarded
+from edgecv.cli.common import ImageBar, err, out, run_guarded, spec_from_flags
 from edgecv.core.errors import EdgecvError, InvalidImageError
 from edgecv.core.fsutil import require_file
 
@@ -103,7 +103,6 @@ def check_cmd(
     """
 
     def body() -> None:
-        from edgecv.measure.evaluate import spec_from_flags
         from edgecv.serve.isolated import check_model
 
         require_file(model, "a model file", EdgecvError)

@@ -21,6 +21,22 @@ class ModelError(EdgecvError):
     """A model name, file or weight set is unknown, corrupt or does not fit."""
 
 
+class MissingSpecError(ModelError):
+    """A model file carries no edgecv spec and was not told the facts it lacks. ``missing`` names them (of
+    ``labels``, ``mean``, ``std``, ``input_shape``, ``dataset``), so a caller can ask for each in its own words."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] | list[str] = ("labels", "mean", "std", "input_shape"),
+                 path: object = None) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
+        self.path = path
+
+    @classmethod
+    def in_file(cls, path: object) -> MissingSpecError:
+        """The runtimes' error for a file without a spec, naming the command-line flags that supply one."""
+        return cls(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape", path=path)
+
+
 class CheckpointError(ModelError):
     """A checkpoint is corrupt, foreign or unsafe to load."""
 

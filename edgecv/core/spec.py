@@ -6,10 +6,11 @@ Torch-free: the predictor, eval and bench read it from model files on machines w
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from edgecv.core.errors import ModelError
+from edgecv.core.errors import MissingSpecError, ModelError
 
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
@@ -117,3 +118,28 @@ class ModelSpec:
         except json.JSONDecodeError as exc:
             raise ModelError(f"model spec is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+FACTS = ("labels", "mean", "std", "input_shape")  # what a model file without a spec must be told
+
+
+def spec_from_facts(labels: Sequence[str] | None, mean: Sequence[float] | None, std: Sequence[float] | None,
+                    input_shape: Sequence[int] | None) -> ModelSpec | None:
+    """A spec for a model file without one, from its facts: None when none is given, a
+    :class:`MissingSpecError` naming the missing ones when only some are. One mean or std value serves every
+    channel."""
+    given = dict(zip(FACTS, (labels, mean, std, input_shape), strict=True))
+    if all(v is None for v in given.values()):
+        return None
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise MissingSpecError(f"a model without an edgecv spec also needs {', '.join(f'{k}=' for k in missing)}",
+                               missing)
+    shape = tuple(int(v) for v in input_shape)  # type: ignore[union-attr]
+    color = next((m for m, c in COLORS.items() if len(shape) == 3 and c == shape[0]), None)
+    if color is None:
+        raise ModelError(f"input_shape must be (C, H, W) with C = 1 or 3, got {shape}")
+    mean_v, std_v = [float(v) for v in mean], [float(v) for v in std]  # type: ignore[union-attr]
+    return ModelSpec(labels=[str(label) for label in labels], input_shape=shape,  # type: ignore[union-attr]
+                     mean=mean_v * shape[0] if len(mean_v) == 1 else mean_v,
+                     std=std_v * shape[0] if len(std_v) == 1 else std_v, color=color)

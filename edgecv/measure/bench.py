@@ -27,7 +27,7 @@ import numpy as np
 
 from edgecv.core import stats
 from edgecv.core.cpu import host_cpu
-from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.errors import EdgecvError, MissingSpecError, ModelError
 from edgecv.core.metrics import agreement
 from edgecv.measure.evaluate import SplitData, load_split, score
 from edgecv.measure.memprobe import measure_isolated
@@ -72,11 +72,10 @@ def _pareto(rows: list[VariantResult], min_speedup: float) -> None:
 def _load(path: Path, options: RuntimeOptions) -> Loaded:
     try:
         return load_model(path, options)
-    except ModelError as exc:
-        if "no edgecv spec" in str(exc):
-            raise ModelError(f"{path} has no edgecv spec, so bench cannot tell its labels and preprocessing; "
-                             "edgecv eval takes them as --labels, --mean, --std and --input-shape") from None
-        raise
+    except MissingSpecError as exc:
+        raise MissingSpecError(f"{path} has no edgecv spec, so bench cannot tell its labels and preprocessing; "
+                               "edgecv eval takes them as --labels, --mean, --std and --input-shape", exc.missing,
+                               path) from None
 
 
 def _memory(loaded: Loaded, options: RuntimeOptions, opts: BenchOptions,

@@ -17,41 +17,11 @@ import numpy as np
 from edgecv.core.errors import DataError, EdgecvError, ModelError
 from edgecv.core.metrics import classification_metrics, softmax
 from edgecv.core.preprocess import to_model_input
-from edgecv.core.spec import COLORS, ModelSpec
+from edgecv.core.spec import ModelSpec
 from edgecv.modeldata import check_labels, data_source, keeps_going, load_bundle
 from edgecv.runtimes import Loaded, RuntimeOptions, load_model
 
 SPLITS = ("train", "val", "test")
-
-
-def spec_from_flags(labels: str | None, mean: str | None, std: str | None,
-                    input_shape: str | None) -> ModelSpec | None:
-    """A spec for a model file without one, from ``--labels a,b --mean m --std s --input-shape C,H,W``;
-    None when no flag is given; an error naming the missing flags when only some are."""
-    given = {"--labels": labels, "--mean": mean, "--std": std, "--input-shape": input_shape}
-    if not any(given.values()):
-        return None
-    missing = [k for k, v in given.items() if not v]
-    if missing:
-        raise EdgecvError(f"a model without an edgecv spec also needs {', '.join(missing)}")
-    try:
-        shape = tuple(int(v) for v in input_shape.split(","))  # type: ignore[union-attr]
-        mean_v = [float(v) for v in mean.split(",")]  # type: ignore[union-attr]
-        std_v = [float(v) for v in std.split(",")]  # type: ignore[union-attr]
-    except ValueError:
-        raise EdgecvError("--input-shape takes C,H,W and --mean/--std take comma-separated numbers") from None
-    if len(shape) != 3:
-        raise EdgecvError(f"--input-shape takes C,H,W, got {input_shape!r}")
-    channels = shape[0]
-    color = next((m for m, c in COLORS.items() if c == channels), None)
-    if color is None:
-        raise EdgecvError(f"--input-shape must have 1 or 3 channels, got {channels}")
-    if len(mean_v) == 1:
-        mean_v = mean_v * channels
-    if len(std_v) == 1:
-        std_v = std_v * channels
-    return ModelSpec(labels=[s.strip() for s in labels.split(",")], input_shape=shape,  # type: ignore[union-attr]
-                     mean=mean_v, std=std_v, color=color)
 
 
 @dataclass

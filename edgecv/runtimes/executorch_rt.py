@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import ModelError
+from edgecv.core.errors import MissingSpecError, ModelError
 from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.runtimes.ort import PRECISION
@@ -49,7 +49,7 @@ def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec 
         raise ModelError(f"ExecuTorch cannot load {path}: {first}") from None
     if spec is None:
         if SPEC_METHOD not in meta:
-            raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
+            raise MissingSpecError.in_file(path)
         spec = ModelSpec.from_json(meta[SPEC_METHOD])
     quant = json.loads(meta[QUANT_METHOD]) if QUANT_METHOD in meta else {}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import ModelError
+from edgecv.core.errors import MissingSpecError, ModelError
 from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import Loaded, RuntimeOptions
 from edgecv.runtimes.ort import PRECISION, check_external_data
@@ -63,7 +63,7 @@ def load_openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | None = 
     meta = _metadata(model)
     if spec is None:
         if "edgecv.spec" not in meta:
-            raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
+            raise MissingSpecError.in_file(path)
         spec = ModelSpec.from_json(meta["edgecv.spec"])
     quant = json.loads(meta["edgecv.quantization"]) if "edgecv.quantization" in meta else {}
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.errors import EdgecvError, MissingSpecError, ModelError
 from edgecv.core.fsutil import leaves_folder
 from edgecv.core.spec import ModelSpec
 from edgecv.runtimes.base import Loaded, RuntimeOptions
@@ -112,7 +112,7 @@ def _spec(meta: dict[str, str], path: Path, override: ModelSpec | None) -> Model
         return override
     text = meta.get("edgecv.spec")
     if text is None:
-        raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
+        raise MissingSpecError.in_file(path)
     return ModelSpec.from_json(text)
 
 

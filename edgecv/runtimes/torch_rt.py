@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import ModelError
+from edgecv.core.errors import MissingSpecError, ModelError
 from edgecv.core.spec import ModelSpec
 from edgecv.core.trust import vetted_bytes
 from edgecv.runtimes.base import Loaded, RuntimeOptions
@@ -78,6 +78,6 @@ def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None
         raise ModelError(f"{path} is not a TorchScript file: {str(exc).strip().splitlines()[0]}") from None
     if spec is None:
         if not files["edgecv_spec.json"]:
-            raise ModelError(f"{path} has no edgecv spec: pass --labels, --mean, --std and --input-shape")
+            raise MissingSpecError.in_file(path)
         spec = ModelSpec.from_json(files["edgecv_spec.json"])
     return wrap_module(module, "torchscript", path, spec, device)

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import ModelError
+from edgecv.core.errors import MissingSpecError, ModelError
 from edgecv.core.imageio import MAX_PIXELS, open_image, ready_pixels, to_pixels
 from edgecv.core.metrics import softmax
 from edgecv.core.preprocess import input_table, normalise, normalise_into
-from edgecv.core.spec import COLORS, ModelSpec
+from edgecv.core.spec import ModelSpec, spec_from_facts
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for
 
 _ORT_TYPES = {"float32": "float", "uint8": "uint8"}
@@ -54,14 +54,12 @@ class Predictor:
                              "and ExecuTorch .pte files")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
-        spec = _spec_from_kwargs(labels, mean, std, input_shape)
+        spec = spec_from_facts(labels, mean, std, input_shape)
         try:
             self._model = load_model(path, RuntimeOptions(provider=provider, threads=threads), spec)
-        except ModelError as exc:
-            if "no edgecv spec" in str(exc):
-                raise ModelError(f"{path} has no edgecv spec: pass labels=, mean=, std= and input_shape= "
-                                 "to Predictor") from None
-            raise
+        except MissingSpecError as exc:
+            raise MissingSpecError(f"{path} has no edgecv spec: pass labels=, mean=, std= and input_shape= "
+                                   "to Predictor", exc.missing, path) from None
         self.spec: ModelSpec = self._model.spec
         self.top_k = min(top_k, self.spec.num_classes)
         self.max_pixels = max_pixels
@@ -192,17 +190,3 @@ def _bindable(model: Any) -> bool:
 
 def _name(image: Any, i: int) -> str:
     return str(image) if isinstance(image, (str, Path)) else f"image {i}"
-
-
-def _spec_from_kwargs(labels, mean, std, input_shape) -> ModelSpec | None:
-    given = {"labels": labels, "mean": mean, "std": std, "input_shape": input_shape}
-    if all(v is None for v in given.values()):
-        return None
-    missing = [k for k, v in given.items() if v is None]
-    if missing:
-        raise ModelError(f"a model without an edgecv spec also needs {', '.join(f'{k}=' for k in missing)}")
-    shape = tuple(int(v) for v in input_shape)
-    color = next((m for m, c in COLORS.items() if len(shape) == 3 and c == shape[0]), None)
-    if color is None:
-        raise ModelError(f"input_shape must be (C, H, W) with C = 1 or 3, got {shape}")
-    return ModelSpec(labels=list(labels), input_shape=shape, mean=list(mean), std=list(std), color=color)
