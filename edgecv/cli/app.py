@@ -5,11 +5,15 @@ from __future__ import annotations
 import typer
 
 from edgecv import __version__
+from edgecv.cli.bench import bench_cmd
+from edgecv.cli.check import check_cmd
+from edgecv.cli.eval import eval_cmd
+from edgecv.cli.explain import explain_cmd
 from edgecv.cli.export import export_cmd
-from edgecv.cli.measure import bench_cmd, eval_cmd
-from edgecv.cli.pipeline import explain_cmd, pipeline_cmd, report_cmd
-from edgecv.cli.predict import check_cmd, predict_cmd
+from edgecv.cli.pipeline import pipeline_cmd
+from edgecv.cli.predict import predict_cmd
 from edgecv.cli.quantize import quantize_cmd
+from edgecv.cli.report import report_cmd
 from edgecv.cli.train import train_cmd
 from edgecv.cli.zoo import datasets_cmd, models_cmd, summary_cmd
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 
 from edgecv.core.errors import EdgecvError, MissingSpecError
+from edgecv.core.fsutil import write_json
 from edgecv.core.spec import ModelSpec, spec_from_facts
+from edgecv.runtimes import RuntimeOptions
 
 out = Console(highlight=False)  # results: tables and summaries
 err = Console(stderr=True, highlight=False)  # progress and errors
@@ -143,3 +146,40 @@ def spec_from_flags(labels: str | None, mean: str | None, std: str | None,
     except MissingSpecError as exc:
         flags = ", ".join("--" + fact.replace("_", "-") for fact in exc.missing)
         raise EdgecvError(f"a model without an edgecv spec also needs {flags}") from None
+
+
+PROVIDER_HELP = ("cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda; "
+                 "--runtime openvino: cpu | gpu | npu).")
+
+
+RUNTIME_HELP = ("Engine for ONNX files: onnxruntime, or openvino (OpenVINO's own runtime, pip install "
+                "'edgecv[openvino]').")
+
+
+KEEP_GOING_HELP = "Leave out a folder's unreadable images instead of refusing the folder."
+
+
+STREAM_HELP = ("Folder data: decode the images as they are scored instead of loading them all first [default: "
+               "when the folder would take more than EDGECV_RESIDENT_MB, 1024].")
+
+
+TRUST_HELP = ("Run TorchScript files that edgecv did not write for this user. TorchScript runs the code inside "
+              "the file: pass this only for files from a source you trust.")
+
+
+def runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str = "all",
+                     cudnn: str = "exhaustive", trt_fp16: bool = False, trt_cache: Path | None = None,
+                     trust: bool = False) -> RuntimeOptions:
+    """The runtime options the eval and bench flags ask for."""
+    return RuntimeOptions(provider=provider, threads=threads, allow_fallback=allow_fallback,
+                          graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16,
+                          trt_cache=str(trt_cache) if trt_cache else None, trust_torchscript=trust)
+
+
+def write_report(path: Path, data: dict) -> None:
+    """Write a JSON report atomically and say where; an unwritable path is a one-line error."""
+    try:
+        write_json(path, data)
+    except OSError as exc:
+        raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
+    out.print(f"[green]wrote[/] {escape(str(path))}", soft_wrap=True)

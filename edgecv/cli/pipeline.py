@@ -1,4 +1,5 @@
-"""`edgecv pipeline`, `edgecv report` and `edgecv explain`: the whole job, its report, and Grad-CAM."""
+"""`edgecv pipeline`: the whole job for one model, or a study of several, ending with the table (every model x
+format row, the Pareto front, the constraint answer) and the report's path."""
 
 from __future__ import annotations
 
@@ -6,17 +7,14 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
-from edgecv.cli.common import StatusLine, out, run_guarded
-from edgecv.cli.measure import print_bench
-from edgecv.cli.study import print_answer, print_study
+from edgecv.cli.bench import print_bench
+from edgecv.cli.common import StatusLine, err, out, print_wide, run_guarded
 from edgecv.cli.train import RichReporter
-from edgecv.core.errors import EdgecvError
-from edgecv.core.fsutil import write_bytes
-from edgecv.core.imageio import open_image, to_pixels
 from edgecv.measure.constraints import Constraints, answer
-from edgecv.modeldata import data_source, keeps_going, load_bundle
-from edgecv.rundir import STAGES, STUDY_FILE, RunDir
+from edgecv.report.cells import fmt_bytes, paired_text, with_interval
+from edgecv.rundir import STAGES
 
 
 def pipeline_cmd(
@@ -67,17 +65,17 @@ def pipeline_cmd(
     reporter = StageReporter()
 
     def body() -> None:
+        from edgecv.workflow.options import RunOptions
         from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
         from edgecv.workflow.study import StudyOptions, parse_models, run_study
 
-        if epochs is not None and epochs < 1:
-            raise EdgecvError(f"--epochs must be at least 1, got {epochs}")
+        shared = RunOptions(data=data, epochs=epochs, provider=provider, force=force, seconds=seconds,
+                            data_root=str(data_root) if data_root else None, download=download,
+                            calibrate=calibrate, isolate=isolate, keep_going=keep_going, stream=stream)
+        shared.validate()
         name, models = parse_models(model)
         constraints = Constraints(max_latency_ms, max_size_mb, min_accuracy)
         constraints.validate()
-        common = dict(data=data, epochs=epochs, provider=provider, out=out_dir, force=force, seconds=seconds,
-                      data_root=str(data_root) if data_root else None, download=download, calibrate=calibrate,
-                      isolate=isolate, keep_going=keep_going, stream=stream)
         with StatusLine("") as status:
             def show(line: str, running: bool) -> None:
                 if running:
@@ -86,10 +84,11 @@ def pipeline_cmd(
                     out.print(escape(line), soft_wrap=True)
 
             if name is None and len(models) == 1:
-                result = run_pipeline(PipelineOptions(model=models[0], **common), reporter,
+                result = run_pipeline(PipelineOptions(model=models[0], out=out_dir, **shared.shared()), reporter,
                                       lambda i, n, m: show(f"[{i}/{len(STAGES)}] {n:<8} {m}", m == "running"))
             else:
-                study = run_study(StudyOptions(models=models, name=name, constraints=constraints, **common), reporter,
+                study = run_study(StudyOptions(models=models, name=name, out=out_dir, constraints=constraints,
+                                             **shared.shared()), reporter,
                                   lambda model, i, n, m: show(f"{model:<12} " + (f"[{i}/{len(STAGES)}] " if i else "")
                                                               + f"{n:<8} {m}", m == "running"))
         if name is None and len(models) == 1:
@@ -122,101 +121,48 @@ class StageReporter(RichReporter):
         return "; finished stages and epochs are kept: run the same edgecv pipeline command again to continue"
 
 
-def report_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory with bench.json, or a study folder with study.json "
-                                             "(edgecv pipeline makes both)."),
-    samples: int = typer.Option(24, "--samples", help="Random test images in the samples grid."),
-    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
-) -> None:
-    """Write RUN_DIR/report.html (self-contained: figures inline, nothing fetched), report.md and plots/*.png:
-    summary, training curves, variants and the accuracy-latency Pareto front, per-class changes, confusion
-    matrices, calibration, sample predictions, Grad-CAM and feature maps, environment.
-
-    A study folder gets the study report: every model and format in one table and one Pareto front.
-
-    Example: edgecv report runs/demo
-    """
-
-    def body() -> None:
-        from edgecv.report.run import build_report
-        from edgecv.report.study import build_study_report
-
-        if samples < 1:
-            raise EdgecvError(f"--samples must be at least 1, got {samples}")
-        with StatusLine("writing the report") as status:
-            if (run_dir / STUDY_FILE).is_file():
-                built = build_study_report(run_dir)
-            else:
-                built = build_report(run_dir, data_root=str(data_root) if data_root else None, samples=samples,
-                                     progress=status.update)
-        out.print(f"[green]wrote[/] {escape(str(built.html))} and {escape(built.markdown.name)} "
-                  f"({built.figures} figures in {escape(str(built.html.parent / 'plots'))})", soft_wrap=True)
-
-    run_guarded(body)
+def print_answer(answer) -> None:
+    """The constraint answer, or nothing when no constraint was given."""
+    if answer is None:
+        return
+    label = "[bold green]answer:[/]" if answer.met else "[bold yellow]no row meets the constraints:[/]"
+    out.print(f"{label} {escape(answer.text)}", soft_wrap=True)
 
 
-def explain_cmd(
-    source: Path = typer.Argument(..., help="A run directory (its best checkpoint) or a checkpoint file."),
-    image: list[Path] = typer.Option(None, "--image", "-i", help="An image to explain (repeatable)."),
-    samples: int = typer.Option(6, "--samples", "-n", help="Without --image: this many random test images."),
-    layer: str = typer.Option(None, "--layer", help="Layer for Grad-CAM [default: the last convolution]."),
-    out_path: Path = typer.Option(None, "--out", "-o", help="Output folder [default: RUN_DIR/explain]."),
-    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
-) -> None:
-    """Grad-CAM heatmap overlays for the predicted class, and per-layer activation grids, as PNG files.
+def print_study(result) -> None:
+    """One table of every model and format sorted by p50, the front marked, then the answer and the report."""
+    from edgecv.workflow.study import study_rows
 
-    Example: edgecv explain runs/demo --samples 8 --layer features.4
-    """
-
-    def body() -> None:
-        import numpy as np
-
-        from edgecv import explain
-        from edgecv.report.figures import png
-
-        if samples < 1:
-            raise EdgecvError(f"--samples must be at least 1, got {samples}")
-        model, spec, ckpt = explain.load_explainable(source)
-        explain.pick_layer(model, layer)  # a bad --layer fails before any work
-        truth = None
-        if image:
-            pixels = np.stack([to_pixels(open_image(p, str(p)), spec.color, spec.size, spec.interpolation, str(p))
-                               for p in image])
-        else:
-            pixels, truth = _test_images(ckpt, spec, samples, str(data_root) if data_root else None)
-        folder = out_path or RunDir.of(ckpt).explain
-        if folder.exists() and not folder.is_dir():
-            raise EdgecvError(f"--out {folder} is a file, not a folder")
-        cams = explain.grad_cam(model, spec, pixels, layer)
-        written = []
-        for i in range(len(pixels)):
-            one = explain.Explained(pixels[i:i + 1], cams.cams[i:i + 1], cams.predicted[i:i + 1],
-                                    cams.confidence[i:i + 1], cams.layer)
-            written.append(_save(folder / f"gradcam_{i:02d}.png",
-                                 png(explain.overlay_figure(one, spec.labels, None if truth is None else truth[i:i + 1],
-                                                            title=f"Grad-CAM at {cams.layer}"))))
-        for name, maps in explain.activations(model, spec, pixels[:1]).items():
-            written.append(_save(folder / f"activations_{name.replace('.', '_')}.png",
-                                 png(explain.activation_figure(name, maps, pixels[0]))))
-        out.print(f"[green]wrote[/] {len(written)} PNG files to {escape(str(folder))}: Grad-CAM at {cams.layer} "
-                  f"for {len(pixels)} images, activations of {len(written) - len(pixels)} layers", soft_wrap=True)
-
-    run_guarded(body)
-
-
-def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
-    import numpy as np
-
-
-    name, root = data_source(ckpt, spec, None, data_root)
-    test = load_bundle(name, root, spec.input_shape, keeps_going(ckpt)).test
-    pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(count, len(test)), replace=False))
-    return test.take(pick), test.y[pick]
-
-
-def _save(path: Path, data: bytes) -> Path:
-    try:
-        write_bytes(path, data)
-    except OSError as exc:
-        raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    pairs = study_rows(result.outcomes)
+    front = set(result.front)
+    answer_row = result.answer.row if result.answer else None
+    batch_cols = sorted({int(b) for _, v in pairs for b in v.throughput})
+    table = Table(title=f"study: {len(result.outcomes)} models, {len(pairs)} rows")
+    for col in ("model", "variant", "size", "p50 ms (95% CI)", *(f"img/s b{b}" for b in batch_cols), "memory",
+                "accuracy (95% CI)", "vs its fp32", "ECE"):
+        table.add_column(col, justify="left" if col in ("model", "variant") else "right", no_wrap=col == "variant")
+    for model, v in sorted(pairs, key=lambda mv: mv[1].latency_ms.get("p50", float("inf"))):
+        label = f"{model}: {v.name}"
+        m, lat = v.metrics, v.latency_ms
+        style = "bold" if label == answer_row else None
+        table.add_row(
+            escape(model), escape(v.name + (" *" if label in front else "")), fmt_bytes(v.size_bytes),
+            with_interval(lat["p50"], v.latency_ci_ms.get("p50")) if "p50" in lat else "-",
+            *(f"{v.throughput[str(b)]:,.0f}" if str(b) in v.throughput else "-" for b in batch_cols),
+            fmt_bytes(v.memory["model_bytes"]) if (v.memory or {}).get("model_bytes") else "-",
+            with_interval(100 * m["accuracy"], [100 * c for c in m["accuracy_ci"]] if m.get("accuracy_ci") else None,
+                          "{:.1f}"),
+            "reference" if v.name == "onnx fp32" else paired_text(m), f"{m['ece']:.4f}", style=style)
+    for o in result.outcomes:
+        if not o.ok:
+            table.add_row(escape(o.model), escape(f"failed: {o.error}"), *[""] * (len(table.columns) - 2))
+    print_wide(table, 180)
+    out.print("* on the Pareto front across every model and format (faster means beyond noise: the whole 95% "
+              "interval of the speed ratio at or above 1.05x)", soft_wrap=True)
+    out.print(f"[bold]front:[/] {escape(', '.join(result.front) or 'none')}", soft_wrap=True)
+    print_answer(result.answer)
+    for o in result.outcomes:
+        if not o.ok:
+            err.print(f"[yellow]note:[/] {escape(o.model)} failed: {escape(o.error or '')}", soft_wrap=True)
+    if result.report is not None:
+        out.print(f"[bold]report:[/] {escape(str(result.report))}", soft_wrap=True)

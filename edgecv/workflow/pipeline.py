@@ -24,25 +24,15 @@ from edgecv.report.run import build_report
 from edgecv.rundir import STAGES, RunDir, run_name
 from edgecv.runtimes import RuntimeOptions
 from edgecv.train import TrainConfig, resume, train
+from edgecv.workflow.options import RunOptions
 
 
 @dataclass
-class PipelineOptions:
-    """What to train and how long to measure."""
+class PipelineOptions(RunOptions):
+    """Which model, where, and what every run is given (:class:`RunOptions`)."""
 
-    data: str = "digits"
     model: str = "cnn-bn"
-    epochs: int | None = None  # None: the model's default
-    provider: str = "cpu"
     out: Path | None = None  # None: runs/<model>-<data>
-    force: bool = False
-    seconds: float = 0.5  # time per bench measurement
-    data_root: str | None = None
-    download: bool = False
-    calibrate: bool = True  # temperature scaling on the validation split after training
-    isolate: bool = True  # bench measures memory and cold start in a fresh process per variant
-    keep_going: bool = False  # leave out a folder's unreadable images instead of refusing it
-    stream: bool | None = None  # folders: stream from disk; None: when larger than EDGECV_RESIDENT_MB
 
     def run_dir(self) -> Path:
         """``out``, or runs/<model>-<data> (one fixed folder, so that a re-run finds its stages)."""
@@ -112,8 +102,7 @@ def run_pipeline(opts: PipelineOptions, reporter: Any = None,
     """Run the stale stages in order. ``on_stage(index, name, message)`` hears each stage start and end;
     ``reporter`` is the training progress reporter."""
     on_stage = on_stage or (lambda _i, _n, _m: None)
-    if opts.seconds <= 0:
-        raise EdgecvError(f"--seconds must be positive, got {opts.seconds}")
+    opts.validate()
     run_dir = opts.run_dir()
     same_run = _check_run(run_dir, opts)
     result = PipelineResult(run_dir)

@@ -22,6 +22,7 @@ from edgecv.measure.constraints import Answer, Constraints, answer, row_label, s
 from edgecv.models import MODELS
 from edgecv.report.study import build_study_report
 from edgecv.rundir import STUDY_FILE, RunDir, run_name
+from edgecv.workflow.options import RunOptions
 from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
 
 STUDIES: Registry[tuple[str, ...]] = Registry("study")
@@ -52,23 +53,13 @@ def parse_models(text: str) -> tuple[str | None, list[str]]:
 
 
 @dataclass
-class StudyOptions:
-    """Which models, on what data, and what a deployment can afford."""
+class StudyOptions(RunOptions):
+    """Which models, where, what a deployment can afford, and what every model's run is given
+    (:class:`RunOptions`)."""
 
-    models: list[str]
+    models: list[str] = field(default_factory=list)
     name: str | None = None  # the study's name when one was asked for by name
-    data: str = "digits"
-    epochs: int | None = None
-    provider: str = "cpu"
     out: Path | None = None  # default runs/study-<name or models>-<data>
-    force: bool = False
-    seconds: float = 0.5
-    data_root: str | None = None
-    download: bool = False
-    calibrate: bool = True
-    isolate: bool = True
-    keep_going: bool = False
-    stream: bool | None = None
     constraints: Constraints = field(default_factory=Constraints)
 
     def study_dir(self) -> Path:
@@ -123,21 +114,15 @@ def run_study(opts: StudyOptions, reporter: Any = None,
     """Run the pipeline for every model of the study (stale stages only), then compare them and write the study
     report. ``on_stage(model, index, stage, message)`` hears each stage of each model."""
 
+    opts.validate()
     opts.constraints.validate()
-    if opts.seconds <= 0:
-        raise EdgecvError(f"--seconds must be positive, got {opts.seconds}")
-    if opts.epochs is not None and opts.epochs < 1:
-        raise EdgecvError(f"--epochs must be at least 1, got {opts.epochs}")
     study_dir = opts.study_dir()
     _claim(study_dir, opts)
     on_stage = on_stage or (lambda _m, _i, _n, _s: None)
     outcomes = []
     for model in opts.models:
         run_dir = study_dir / model
-        popts = PipelineOptions(data=opts.data, model=model, epochs=opts.epochs, provider=opts.provider, out=run_dir,
-                                force=opts.force, seconds=opts.seconds, data_root=opts.data_root,
-                                download=opts.download, calibrate=opts.calibrate, isolate=opts.isolate,
-                                keep_going=opts.keep_going, stream=opts.stream)
+        popts = PipelineOptions(model=model, out=run_dir, **opts.shared())
         try:
             result = run_pipeline(popts, reporter, lambda i, n, m, model=model: on_stage(model, i, n, m))
         except EdgecvError as exc:

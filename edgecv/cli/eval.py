@@ -1,0 +1,108 @@
+"""`edgecv eval`: the metrics suite for one model file on a split, as tables or JSON."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edgecv.cli.common import (
+    KEEP_GOING_HELP,
+    PROVIDER_HELP,
+    RUNTIME_HELP,
+    STREAM_HELP,
+    TRUST_HELP,
+    ImageBar,
+    out,
+    run_guarded,
+    runtime_options,
+    spec_from_flags,
+    write_report,
+)
+
+MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
+
+
+def print_eval(result) -> None:
+    """Overall metrics, per-class table and (for up to 20 classes) the confusion matrix."""
+    m = result.metrics
+    overall = Table(title=f"{escape(Path(result.model).name)} ({result.variant} on {result.provider}): "
+                          f"{escape(result.data)} {result.split}, {m['num_samples']} images")
+    overall.add_column("metric")
+    overall.add_column("value", justify="right")
+    ci = m.get("accuracy_ci")
+    rows = [("accuracy", f"{m['accuracy']:.2%}" + (f" (95% CI {ci[0]:.2%}-{ci[1]:.2%})" if ci else "")),
+            ("top-5 accuracy", f"{m['top5_accuracy']:.2%}" if m["top5_accuracy"] is not None else "-"),
+            ("loss (NLL)", f"{m['loss']:.4f}"),
+            ("macro precision / recall / F1",
+             f"{m['macro_precision']:.4f} / {m['macro_recall']:.4f} / {m['macro_f1']:.4f}"),
+            ("weighted precision / recall / F1",
+             f"{m['weighted_precision']:.4f} / {m['weighted_recall']:.4f} / {m['weighted_f1']:.4f}"),
+            ("ECE (15 bins)", f"{m['ece']:.4f}"),
+            ("mean confidence right / wrong", " / ".join(
+                f"{v:.3f}" if v is not None else "-" for v in (m["confidence_right"], m["confidence_wrong"])))]
+    for name, value in rows:
+        overall.add_row(name, value)
+    out.print(overall)
+    per = Table(title="per class")
+    for col in ("class", "precision", "recall", "F1", "support", "one-vs-all acc"):
+        per.add_column(col, justify="left" if col == "class" else "right")
+    for row in m["per_class"]:
+        per.add_row(escape(row["label"]), f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}",
+                    str(row["support"]), f"{row['one_vs_all_accuracy']:.4f}")
+    out.print(per)
+    labels = [row["label"] for row in m["per_class"]]
+    if len(labels) <= MAX_MATRIX:
+        cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+        cm.add_column("")
+        for label in labels:
+            cm.add_column(escape(label[:8]), justify="right")
+        for i, (label, counts) in enumerate(zip(labels, m["confusion_matrix"], strict=True)):
+            cells = [f"[bold]{c}[/]" if i == j else str(c) if c else "." for j, c in enumerate(counts)]
+            cm.add_row(escape(label[:12]), *cells)
+        out.print(cm)
+
+
+def eval_cmd(
+    model: Path = typer.Argument(..., help="A checkpoint (.pt), a TorchScript file (.pt) or an ONNX file."),
+    data: str = typer.Option(None, "--data", help="Data set [default: the one the model was trained on]."),
+    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    split: str = typer.Option("test", "--split", help="train | val | test."),
+    provider: str = typer.Option("cpu", "--provider", help=PROVIDER_HELP),
+    runtime: str = typer.Option("onnxruntime", "--runtime", help=RUNTIME_HELP),
+    threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: the runtime's]."),
+    allow_fallback: bool = typer.Option(False, "--allow-fallback",
+                                        help="Accept ONNX Runtime running on another provider than asked."),
+    json_file: Path = typer.Option(None, "--json", help="Also write the metrics as JSON to this file."),
+    trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
+    keep_going: bool = typer.Option(False, "--keep-going", help=KEEP_GOING_HELP),
+    stream: bool = typer.Option(None, "--stream/--no-stream", help=STREAM_HELP),
+    labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
+    mean: str = typer.Option(None, "--mean", help="For a model without a spec: per-channel mean (0..1)."),
+    std: str = typer.Option(None, "--std", help="For a model without a spec: per-channel std (0..1)."),
+    input_shape: str = typer.Option(None, "--input-shape", help="For a model without a spec: C,H,W."),
+) -> None:
+    """Evaluate a model file with the full metrics suite: accuracy, top-5, loss, per-class scores,
+    confusion matrix and calibration.
+
+    Example: edgecv eval runs/lenet5-digits/model.int8.onnx --json int8.json
+    """
+
+    def body() -> None:
+        from edgecv.measure.evaluate import evaluate
+
+        spec = spec_from_flags(labels, mean, std, input_shape)
+        options = replace(runtime_options(provider, threads, allow_fallback, trust=trust), runtime=runtime)
+        with ImageBar(f"scoring {model.name}") as bar:
+            result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
+                              split=split, spec=spec, keep_going=keep_going, stream=stream, progress=bar.update)
+        print_eval(result)
+        if json_file is not None:
+            write_report(json_file, result.to_dict())
+
+    run_guarded(body)
+
+
