@@ -2,7 +2,7 @@
 
 Each model is trained with its defaults (seed 0), exported to ONNX, and quantised with edgecv's defaults
 (int8-static: 512 calibration images from the training split, minmax, per-channel, the host's int8
-flavour). This is the quantisation table in the README.
+flavour). This is the quantisation table in docs/export.md.
 
 Usage: python benchmarks/quantize_digits.py [--models lenet5,cnn-bn,mlp,resnet] [--runs DIR]
 """

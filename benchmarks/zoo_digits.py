@@ -1,6 +1,6 @@
 """Every zoo model trained with its defaults on the embedded digits: test accuracy and wall time.
 
-This is the table in the README. vgg16-transfer is left out: it needs a pretrained weights file.
+This is the first table in docs/results.md. vgg16-transfer is left out: it needs a pretrained weights file.
 
 Usage: python benchmarks/zoo_digits.py [--models mlp,lenet5] [--seed 0]
 """
