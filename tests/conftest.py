@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,3 +204,60 @@ def invoke(*args, cwd: Path | None = None) -> Invoked:
         return Invoked(CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}))
     finally:
         os.chdir(old)
+
+
+# what full_run holds: file -> (format, precision)
+RUN_VARIANTS = {"checkpoints/best.pt": ("torch", "fp32"), "model.pt": ("torchscript", "fp32"),
+                "model.onnx": ("onnx", "fp32"), "model.fp16.onnx": ("onnx", "fp16"),
+                "model.int8.onnx": ("onnx", "int8"), "model.int8-dynamic.onnx": ("onnx", "int8-dynamic")}
+
+
+def export_model(source, model, path: Path) -> Path:
+    """``model`` exported to ONNX at ``path`` with ``source``'s spec (a variant of a run's model)."""
+    from edgecv.exporters import export_onnx
+
+    export_onnx(replace(source, model=model.eval()), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lenet(trained, tmp_path_factory):
+    """A 3-epoch lenet5 digits run of its own (calibrated by default) with its ONNX file, and its export source."""
+    from edgecv.exporters import load_source
+
+    run = tmp_path_factory.mktemp("honest") / "run"
+    shutil.copytree(trained("lenet5", epochs=3), run, ignore=shutil.ignore_patterns("model*", "*.json.tmp"))
+    source = load_source(run)
+    export_model(source, source.model, run / "model.onnx")
+    return run, source
+
+
+def quick_bench_options(**kw):
+    """Bench options for comparing a few files at batch 1 in-process, with enough rounds for intervals."""
+    from edgecv.measure.types import BenchOptions
+
+    return BenchOptions(**{"batch_sizes": (1,), "seconds": 1.0, "rounds": 10, "warmup": 20, "isolate": False, **kw})
+
+
+@pytest.fixture(scope="session")
+def piped(tmp_path_factory) -> tuple[Path, str]:
+    """A full pipeline run: lenet5 for 2 epochs on digits (short enough to leave some mistakes)."""
+    run = tmp_path_factory.mktemp("pipeline") / "run"
+    proc = run_cli("pipeline", "--model", "lenet5", "--epochs", "2", "--out", run, "--seconds", "0.05", check=True)
+    return run, proc.stdout
+
+
+STUDY_ARGS = ("--epochs", "1", "--seconds", "0.05")
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    """mlp and cnn-tiny on digits, one epoch each, with constraints every row can meet."""
+    folder = tmp_path_factory.mktemp("study") / "s"
+    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny", *STUDY_ARGS, "--out", folder, "--max-latency-ms", "50",
+                   "--min-accuracy", "5", check=True)
+    return folder, proc.stdout
+
+
+# property tests of hostile inputs: many examples, no deadline (a decode can take a while)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

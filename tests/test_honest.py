@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import invoke, run_cli
+from conftest import export_model, invoke, quick_bench_options, run_cli
 from scipy.stats import binomtest
 from torch import nn
 
@@ -20,20 +18,13 @@ from edgecv.core import stats
 from edgecv.core.calibration import fit_temperature, nll, uncalibrated
 from edgecv.core.metrics import softmax
 from edgecv.data import load_dataset
-from edgecv.measure.bench import BenchOptions, bench
+from edgecv.measure.bench import bench
 from edgecv.measure.evaluate import evaluate
 from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.verdicts import faster, speed
 from edgecv.runtimes import RuntimeOptions, load_model
 
 MB = 2**20
-
-
-def _export(source, model: nn.Module, path: Path) -> Path:
-    from edgecv.exporters import export_onnx
-
-    export_onnx(replace(source, model=model.eval()), path)
-    return path
 
 
 class Slowed(nn.Module):
@@ -51,25 +42,9 @@ class Slowed(nn.Module):
         return self.model(x) + 0.0 * h.sum(1, keepdim=True)
 
 
-@pytest.fixture(scope="module")
-def lenet(trained, tmp_path_factory):
-    """A 3-epoch lenet5 digits run (calibrated by default) with its ONNX file, and its export source."""
-    from edgecv.exporters import load_source
-
-    run = tmp_path_factory.mktemp("honest") / "run"
-    shutil.copytree(trained("lenet5", epochs=3), run, ignore=shutil.ignore_patterns("model*", "*.json.tmp"))
-    source = load_source(run)
-    _export(source, source.model, run / "model.onnx")
-    return run, source
-
-
-def _opts(**kw) -> BenchOptions:
-    return BenchOptions(**{"batch_sizes": (1,), "seconds": 1.0, "rounds": 10, "warmup": 20, "isolate": False, **kw})
-
-
 def test_the_same_file_twice_is_not_called_different(lenet):
     run, _ = lenet
-    report = bench([run / "model.onnx", run / "model.onnx"], RuntimeOptions(threads=1), _opts())
+    report = bench([run / "model.onnx", run / "model.onnx"], RuntimeOptions(threads=1), quick_bench_options())
     a, b = report.row("onnx fp32"), report.row("onnx fp32 (2)")
     ratio = speed(a, b)
     assert ratio is not None and ratio.low <= ratio.ratio <= ratio.high
@@ -84,9 +59,9 @@ def test_the_same_file_twice_is_not_called_different(lenet):
 def test_a_slowed_variant_is_called_slower(lenet, tmp_path):
     run, source = lenet
     torch.manual_seed(0)
-    slow = _export(source, Slowed(source.model), tmp_path / "slow.onnx")
+    slow = export_model(source, Slowed(source.model), tmp_path / "slow.onnx")
     # the slowed file first: it is the reference, and the plain one must win against it beyond noise
-    report = bench([slow, run / "model.onnx"], RuntimeOptions(threads=1), _opts())
+    report = bench([slow, run / "model.onnx"], RuntimeOptions(threads=1), quick_bench_options())
     slowed, plain = report.row("onnx fp32"), report.row("onnx fp32 (2)")
     assert slowed.metrics["accuracy"] == plain.metrics["accuracy"]
     ratio = speed(plain, slowed)
@@ -99,7 +74,7 @@ def test_memory_grows_with_the_model_in_isolated_processes(lenet, tmp_path):
     run, source = lenet
     torch.manual_seed(0)
     big_model = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 8192), nn.ReLU(), nn.Linear(8192, 10))
-    big = _export(source, big_model, tmp_path / "big.onnx")  # 8.5M parameters: 34 MB of weights
+    big = export_model(source, big_model, tmp_path / "big.onnx")  # 8.5M parameters: 34 MB of weights
     options = {"provider": "cpu", "threads": 1}
     small_m = measure_isolated(run / "model.onnx", options, (1, 32, 32), "float32", 1, 64)
     big_m = measure_isolated(big, options, (1, 32, 32), "float32", 1, 64)
@@ -145,9 +120,9 @@ def test_mcnemar_figures_match_scipys_binomial_test(trained, lenet, tmp_path):
 
     strong_run, _ = lenet
     weak_source = load_source(trained("lenet5", epochs=1))
-    weak = _export(weak_source, weak_source.model, tmp_path / "weak.onnx")
+    weak = export_model(weak_source, weak_source.model, tmp_path / "weak.onnx")
     report = bench([weak, strong_run / "model.onnx"], RuntimeOptions(threads=1),
-                   _opts(seconds=0.1, rounds=3, warmup=2))
+                   quick_bench_options(seconds=0.1, rounds=3, warmup=2))
     assert report.reference == "onnx fp32"
     paired = report.row("onnx fp32 (2)").metrics["paired"]
     right_weak = evaluate(weak).probs.argmax(1) == load_dataset("digits", 32).test.y
@@ -176,8 +151,8 @@ def test_a_quantisation_that_does_not_pay_is_said_by_quantize_and_bench(lenet, t
     assert any("does not pay" in n for n in r.notes) == r.speed["slower_beyond_noise"]
     recorded = json.loads((tmp_path / "quantize.json").read_text())["models"]["model.int8.onnx"]["speed"]
     assert recorded["vs_fp32"] == pytest.approx(r.speed["vs_fp32"])
-    report = bench([src, tmp_path / "model.int8.onnx"], RuntimeOptions(threads=1), _opts(batch_sizes=(1, 64),
-                                                                                          seconds=0.5))
+    report = bench([src, tmp_path / "model.int8.onnx"], RuntimeOptions(threads=1),
+                   quick_bench_options(batch_sizes=(1, 64), seconds=0.5))
     fp32, int8 = report.row("onnx fp32"), report.row("onnx int8")
     slower = int8.throughput_ci["64"][1] * 1.05 < fp32.throughput_ci["64"][0]
     assert slower == any(n.startswith("onnx int8 runs") and "does not pay" in n for n in report.notes)

@@ -8,15 +8,14 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_cli
-from hypothesis import HealthCheck, given, settings
+from conftest import FUZZ, assert_user_error, run_cli
+from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
 from edgecv import Predictor
 from edgecv.core.errors import EdgecvError, InvalidImageError, ModelError
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
           np.float16, np.float32, np.float64, np.complex64, np.object_]
 MODES = ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "LA", "PA", "RGBX", "RGBa", "La",
@@ -134,8 +133,8 @@ def test_a_decompression_bomb_is_refused_by_the_pixel_cap(predictor, tmp_path):
 
 @FUZZ
 @given(cut=st.floats(0.0, 0.999))
-def test_truncated_onnx_files_are_refused_with_a_typed_error(predictor, cut, tmp_path_factory):
-    data = open(predictor.session._model_path, "rb").read()
+def test_truncated_onnx_files_are_refused_with_a_typed_error(lenet_onnx, cut, tmp_path_factory):
+    data = lenet_onnx.read_bytes()
     path = tmp_path_factory.mktemp("cut") / "model.onnx"
     path.write_bytes(data[: int(len(data) * cut)])
     with pytest.raises(ModelError):
@@ -143,13 +142,13 @@ def test_truncated_onnx_files_are_refused_with_a_typed_error(predictor, cut, tmp
 
 
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
-def test_onnx_external_data_that_leaves_the_model_folder_is_refused(predictor, tmp_path, how):
+def test_onnx_external_data_that_leaves_the_model_folder_is_refused(lenet_onnx, tmp_path, how):
     """An ONNX file whose weights live in a file outside its folder could make the runtime read any file the
     process can; the Predictor and every CLI command refuse it before ONNX Runtime opens it."""
     import onnx
     from onnx.external_data_helper import convert_model_to_external_data
 
-    model = onnx.load(predictor.session._model_path)
+    model = onnx.load(str(lenet_onnx))
     outside, folder = tmp_path / "outside", tmp_path / "model"
     outside.mkdir()
     folder.mkdir()

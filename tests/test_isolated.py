@@ -74,7 +74,8 @@ def hang(tmp_path_factory):
     return _hostile(tmp_path_factory.mktemp("hang") / "hang.onnx", nodes, inits, "spun")
 
 
-BLANK, WHITE = np.zeros((8, 8), np.uint8), np.full((8, 8), 255, np.uint8)
+BLANK = np.zeros((8, 8), np.uint8)
+WHITE = np.full((8, 8), 255, np.uint8)
 
 
 @pytest.fixture

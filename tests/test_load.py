@@ -21,7 +21,8 @@ from edgecv import Predictor
 from edgecv.core.errors import InvalidImageError
 from edgecv.data import load_dataset
 
-CLIENTS, REQUESTS = 16, 500
+CLIENTS = 16
+REQUESTS = 500
 
 
 @pytest.fixture(scope="module")

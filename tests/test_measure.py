@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_user_error, cli_env, invoke, run_cli
+from conftest import RUN_VARIANTS, assert_user_error, cli_env, invoke, run_cli
 from sklearn.metrics import accuracy_score, f1_score
 from test_torch_free import BLOCK_TORCH
 
@@ -22,15 +22,11 @@ from edgecv.data import load_dataset
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for
 from edgecv.runtimes import ort as ort_rt
 
-VARIANTS = {"checkpoints/best.pt": ("torch", "fp32"), "model.pt": ("torchscript", "fp32"),
-            "model.onnx": ("onnx", "fp32"), "model.fp16.onnx": ("onnx", "fp16"),
-            "model.int8.onnx": ("onnx", "int8"), "model.int8-dynamic.onnx": ("onnx", "int8-dynamic")}
-
 
 def test_eval_gives_the_same_suite_for_every_variant(full_run, tmp_path):
     data = load_dataset("digits", 32)
     y = data.test.y
-    for name, (fmt, precision) in VARIANTS.items():
+    for name, (fmt, precision) in RUN_VARIANTS.items():
         out = tmp_path / f"{Path(name).name}.json"
         proc = run_cli("eval", full_run / name, "--json", out, check=True)
         assert "per class" in proc.stdout and "confusion matrix" in proc.stdout and "ECE" in proc.stdout
@@ -57,7 +53,7 @@ def test_bench_measures_every_variant_and_writes_the_documented_schema(full_run,
     assert set(report) >= {"env", "variants"}
     assert {"cpu", "cores", "threads", "os", "python", "onnxruntime", "torch"} <= set(report["env"])
     variants = report["variants"]
-    assert sorted(v["file"].split("/")[-1] for v in variants) == sorted(Path(n).name for n in VARIANTS)
+    assert sorted(v["file"].split("/")[-1] for v in variants) == sorted(Path(n).name for n in RUN_VARIANTS)
     for v in variants:
         assert set(v) >= {"name", "format", "precision", "provider", "file", "size_bytes", "latency_ms",
                           "latency_ci_ms", "round_p50_ms", "throughput", "throughput_ci", "memory", "cold_start_ms",

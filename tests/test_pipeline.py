@@ -25,14 +25,6 @@ from edgecv.report.run import SECTIONS
 STAGE_LINE = re.compile(r"^\[(\d)/5\] (\w+)\s+(.*)$", re.M)
 
 
-@pytest.fixture(scope="module")
-def piped(tmp_path_factory) -> tuple[Path, str]:
-    """A full pipeline run: lenet5 for 2 epochs on digits (short enough to leave some mistakes)."""
-    run = tmp_path_factory.mktemp("pipeline") / "run"
-    proc = run_cli("pipeline", "--model", "lenet5", "--epochs", "2", "--out", run, "--seconds", "0.05", check=True)
-    return run, proc.stdout
-
-
 def _stages(stdout: str) -> dict[str, str]:
     return {m.group(2): m.group(3) for m in STAGE_LINE.finditer(stdout)}
 

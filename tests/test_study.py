@@ -14,23 +14,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, cli_env, run_cli
+from conftest import STUDY_ARGS, assert_user_error, cli_env, run_cli
 from PIL import Image
 from test_pipeline import _chromium
 
 from edgecv.measure.bench import BenchReport
 from edgecv.measure.verdicts import faster
-
-ARGS = ("--epochs", "1", "--seconds", "0.05")
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """mlp and cnn-tiny on digits, one epoch each, with constraints every row can meet."""
-    folder = tmp_path_factory.mktemp("study") / "s"
-    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny", *ARGS, "--out", folder, "--max-latency-ms", "50",
-                   "--min-accuracy", "5", check=True)
-    return folder, proc.stdout
 
 
 def _rows(folder):
@@ -83,7 +72,7 @@ def test_constraints_pick_the_best_row_or_name_the_closest(study):
     assert chosen["metrics"]["accuracy"] == best_acc and chosen["meets"]
     assert f"{len(meeting)} of 12 rows meet" in answer["text"] and "answer: best under" in stdout
     # a second run with impossible constraints redoes no stage and says which row comes closest
-    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny", *ARGS, "--out", folder, "--max-size-mb", "0.001",
+    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny", *STUDY_ARGS, "--out", folder, "--max-size-mb", "0.001",
                    "--min-accuracy", "100", check=True)
     assert proc.stdout.count("current, skipped") == 10
     answer = json.loads((folder / "study.json").read_text())["answer"]
@@ -110,7 +99,7 @@ def test_the_study_report_has_every_figure_links_each_model_and_renders_offline(
 @pytest.mark.slow  # make test-all
 def test_adding_a_model_trains_only_that_one_and_a_failing_model_does_not_stop_the_study(study):
     folder, _ = study
-    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny,lenet5,vgg16-transfer", *ARGS, "--no-isolate", "--out",
+    proc = run_cli("pipeline", "--model", "mlp,cnn-tiny,lenet5,vgg16-transfer", *STUDY_ARGS, "--no-isolate", "--out",
                    folder, check=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(("mlp ", "cnn-tiny ", "lenet5 "))]
     assert all("current, skipped" in line for line in lines if not line.startswith("lenet5"))
@@ -125,7 +114,7 @@ def test_adding_a_model_trains_only_that_one_and_a_failing_model_does_not_stop_t
 @pytest.mark.slow  # make test-all
 def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
     folder = tmp_path / "s"
-    args = [sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *ARGS, "--no-isolate", "--out",
+    args = [sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *STUDY_ARGS, "--no-isolate", "--out",
             str(folder)]
     proc = subprocess.Popen(args, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -135,7 +124,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (folder / "study.json").is_file()
-    again = run_cli("pipeline", "--model", "cnn-tiny,mlp", *ARGS, "--no-isolate", "--out", folder, check=True)
+    again = run_cli("pipeline", "--model", "cnn-tiny,mlp", *STUDY_ARGS, "--no-isolate", "--out", folder, check=True)
     assert sum("current, skipped" in line for line in again.stdout.splitlines() if line.startswith("cnn-tiny")) == 5
     assert all(o["ok"] for o in json.loads((folder / "study.json").read_text())["outcomes"])
 
@@ -143,7 +132,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
 @pytest.mark.slow  # make test-all
 def test_ctrl_c_in_a_study_says_how_to_continue(tmp_path):
     folder = tmp_path / "s"
-    proc = subprocess.Popen([sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *ARGS,
+    proc = subprocess.Popen([sys.executable, "-m", "edgecv", "pipeline", "--model", "cnn-tiny,mlp", *STUDY_ARGS,
                              "--no-isolate", "--out", str(folder)], env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
