@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -261,3 +262,31 @@ def study(tmp_path_factory):
 
 # property tests of hostile inputs: many examples, no deadline (a decode can take a while)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# An import hook that makes `import torch` fail as it does where torch is not installed.
+BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "torchvision"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def chromium_render(page: Path, out: Path) -> list[str]:
+    """Screenshot ``page`` in headless Chromium; the URLs the page itself asked the network for."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "Debian's chromium is needed to render the report (make test installs it: apt-get install chromium)"
+    log = out.with_suffix(".netlog.json")
+    subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                    "--disable-background-networking", f"--user-data-dir={out.parent / 'profile'}",
+                    "--window-size=1280,2000", f"--screenshot={out}", f"--log-net-log={log}",
+                    "--net-log-capture-mode=Everything", page.resolve().as_uri()],
+                   capture_output=True, timeout=600, check=True)
+    net = json.loads(log.read_text())
+    start_job = net["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    # the page's own requests carry its origin as initiator; the browser's background ones "not an origin"
+    starts = [e["params"] for e in net["events"] if e["type"] == start_job and "url" in e.get("params", {})]
+    return [p["url"] for p in starts if p.get("initiator") != "not an origin"]

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import assert_user_error, invoke, run_cli
+from conftest import assert_user_error, invoke, quick_bench_options, run_cli
 from onnx import numpy_helper
 
 from edgecv.core.cpu import CpuInfo, host_cpu, parse_cpuinfo
@@ -19,10 +19,11 @@ from edgecv.core.errors import ModelError
 from edgecv.core.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, quantization_of, read_spec
 from edgecv.core.preprocess import to_model_input
 from edgecv.data import load_dataset
+from edgecv.measure.bench import bench
 from edgecv.models import MODELS
 from edgecv.quantize import METHODS, QuantizeError, QuantizeOptions, output_path, quantize
 from edgecv.quantize.methods import default_flavour
-from edgecv.runtimes import EVAL_BATCH
+from edgecv.runtimes import EVAL_BATCH, RuntimeOptions
 
 
 @pytest.fixture(scope="session")
@@ -314,3 +315,21 @@ def test_help_shows_defaults_and_examples():
     proc = run_cli("quantize", "--help", check=True)
     for fragment in ("[default: all]", "[default: 512]", "--max-accuracy-drop", "int8-dynamic", "quantize.json"):
         assert fragment in proc.stdout, fragment
+
+
+def test_a_quantisation_that_does_not_pay_is_said_by_quantize_and_bench(lenet, tmp_path):
+    from edgecv.quantize import QuantizeOptions, quantize
+
+    run, _ = lenet
+    src = tmp_path / "model.onnx"
+    shutil.copy(run / "model.onnx", src)
+    r = quantize(src, QuantizeOptions(methods=("int8-static",), calib_size=64)).results[0]
+    assert r.speed["batch"] == 64 and r.speed["vs_fp32"] > 0 and r.speed["fp32_images_per_s"] > 0
+    assert any("does not pay" in n for n in r.notes) == r.speed["slower_beyond_noise"]
+    recorded = json.loads((tmp_path / "quantize.json").read_text())["models"]["model.int8.onnx"]["speed"]
+    assert recorded["vs_fp32"] == pytest.approx(r.speed["vs_fp32"])
+    report = bench([src, tmp_path / "model.int8.onnx"], RuntimeOptions(threads=1),
+                   quick_bench_options(batch_sizes=(1, 64), seconds=0.5))
+    fp32, int8 = report.row("onnx fp32"), report.row("onnx int8")
+    slower = int8.throughput_ci["64"][1] * 1.05 < fp32.throughput_ci["64"][0]
+    assert slower == any(n.startswith("onnx int8 runs") and "does not pay" in n for n in report.notes)

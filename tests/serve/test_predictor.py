@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import ROOT, assert_user_error, cli_env, invoke, run_cli
+from conftest import BLOCK_TORCH, ROOT, assert_user_error, cli_env, invoke, run_cli
 from PIL import Image
-from test_torch_free import BLOCK_TORCH
 
 from edgecv import InvalidImageError, ModelError, Prediction, Predictor
 from edgecv.core.errors import MissingSpecError

@@ -156,7 +156,6 @@ def test_an_operator_missing_from_the_opset_is_named_with_the_opset_it_needs(tra
     assert export_onnx(tril, tmp_path / "tril.onnx", opset=14).passed
 
 
-
 def test_bad_sources_and_options_are_one_line_errors(trained, tmp_path):
     run = trained("mlp")
     assert_user_error(invoke("export", tmp_path / "nowhere"), "does not exist")

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-from conftest import cli_env
+from conftest import BLOCK_TORCH, cli_env
 
-# An import hook that makes `import torch` fail as it does where torch is not installed.
-BLOCK_TORCH = """
-import sys
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in ("torch", "torchvision"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, _NoTorch())
-"""
+
+def test_eval_and_bench_run_without_torch(full_run, tmp_path):
+    code = BLOCK_TORCH + "from edgecv.cli.app import app\n"
+    for args in (["eval", str(full_run / "model.int8.onnx"), "--json", str(tmp_path / "e.json")],
+                 ["bench", str(full_run), "--iters", "3", "--batch-sizes", "1,4", "--json", str(tmp_path / "b.json")]):
+        script = code + f"app({args!r}, standalone_mode=False)\nassert 'torch' not in sys.modules, 'torch'\n"
+        proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    bench_report = json.loads((tmp_path / "b.json").read_text())
+    assert bench_report["env"]["torch"] is None
+    assert sorted(v["name"] for v in bench_report["variants"]) == \
+        ["onnx fp16", "onnx fp32", "onnx int8", "onnx int8-dynamic"]  # the run's ONNX files
+    assert "skipped best.pt, model.pt: torch is not installed" in bench_report["notes"][0]
+    assert json.loads((tmp_path / "e.json").read_text())["precision"] == "int8"
+
+
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

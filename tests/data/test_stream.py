@@ -11,8 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error, cli_env, invoke, make_image_folder, run_cli
-from test_torch_free import BLOCK_TORCH
+from conftest import BLOCK_TORCH, assert_user_error, cli_env, invoke, make_image_folder, run_cli
 
 from edgecv.core.errors import DataError
 from edgecv.data import FolderSplit, Split, load_dataset

@@ -22,6 +22,8 @@ from edgecv.core.errors import InvalidImageError
 from edgecv.data import load_dataset
 
 CLIENTS = 16
+
+
 REQUESTS = 500
 
 

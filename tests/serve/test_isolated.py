@@ -75,6 +75,8 @@ def hang(tmp_path_factory):
 
 
 BLANK = np.zeros((8, 8), np.uint8)
+
+
 WHITE = np.full((8, 8), 255, np.uint8)
 
 

@@ -18,6 +18,8 @@ from edgecv.measure.evaluate import evaluate
 from edgecv.runtimes import RuntimeOptions, load_model
 
 OPENVINO = RuntimeOptions(runtime="openvino")
+
+
 BLOCK_OPENVINO = """
 import sys
 class _NoOpenVINO:

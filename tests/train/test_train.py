@@ -181,7 +181,6 @@ def test_vgg16_transfer_trains_only_the_new_head(tmp_path):
     run_cli("train", "--resume", tmp_path / "run", check=True)
 
 
-
 def test_bad_checkpoints_are_refused_before_anything_runs(mlp_run, tmp_path):
     victim = tmp_path / "victim"
     train(TrainConfig(model="mlp", epochs=1, out=str(victim)))
