@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -85,68 +86,23 @@ def export_cmd(
     """
 
     def body() -> None:
-        import json
+        from edgecv.exporters import default_path, load_source, record
 
-        from edgecv.exporters import (
-            DEFAULT_OPSET,
-            FORMATS,
-            OPTIONAL_FORMATS,
-            ExportError,
-            default_path,
-            export_onnx,
-            export_torchscript,
-            load_source,
-            record,
-        )
-        from edgecv.exporters.onnx import check_opset
-
-        formats = list(FORMATS) if fmt == "all" else [fmt]
-        if fmt != "all" and fmt not in (*FORMATS, *OPTIONAL_FORMATS):
-            raise EdgecvError(f"--format must be onnx, torchscript, all or executorch, got {fmt!r}")
-        if calib_size < 1:
-            raise EdgecvError(f"--calib-size must be at least 1, got {calib_size}")
-        if fmt == "executorch":
-            from edgecv.exporters.executorch import require_executorch
-
-            require_executorch()
-            if uint8_input or fixed_batch_given(batch):
-                raise EdgecvError("--uint8-input and --batch apply to onnx and torchscript; a .pte takes float "
-                                  "NCHW input with a dynamic batch")
-        if out_path is not None and len(formats) > 1 and out_path.suffix in (".onnx", ".pt"):
-            raise EdgecvError(f"--out {out_path} names a file, but --format all writes two: pass --format onnx "
-                              "or torchscript, or give --out a folder")
-        fixed = _parse_batch(batch)
-        chosen_opset = opset or (DEFAULT_OPSET if exporter == "legacy" else 18)
-        check_opset(exporter, chosen_opset)
-        if atol < 0:
-            raise EdgecvError("--atol must be >= 0")
+        formats, fixed, chosen_opset = _checked_options(fmt, out_path, opset, batch, uint8_input, atol, exporter,
+                                                        calib_size)
         src = load_source(source)
         reports = []
         for f in formats:
-            if out_path is None:
-                target = default_path(src, f, uint8_input)
-            elif len(formats) == 1:
-                target = out_path
-            else:
-                target = out_path / default_path(src, f, uint8_input).name
+            name = default_path(src, f, uint8_input).name  # the file's name in the run directory
+            target = out_path if out_path is not None and len(formats) == 1 else (out_path or src.out_dir) / name
             _check_writable(target)
-            try:
-                if f == "executorch":
-                    reports.extend(_executorch(src, target, atol, calib_size, record))
-                    continue
-                if f == "onnx":
-                    report = export_onnx(src, target, opset=chosen_opset, batch=fixed, uint8_input=uint8_input,
-                                         simplify=simplify, exporter=exporter, atol=atol)
-                else:
-                    report = export_torchscript(src, target, uint8_input=uint8_input, atol=atol)
-            except ExportError as exc:
-                if exc.report is not None:
-                    record(target.parent, exc.report)
-                raise
-            except OSError as exc:
-                raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None
-            record(target.parent, report)
-            reports.append(report)
+            if f == "executorch":
+                reports.extend(_executorch(src, target, atol, calib_size, record))
+                continue
+            reports.append(_export_one(src, f, target, {"uint8_input": uint8_input, "atol": atol} if
+                                       f == "torchscript" else {"opset": chosen_opset, "batch": fixed,
+                                                                "uint8_input": uint8_input, "simplify": simplify,
+                                                                "exporter": exporter, "atol": atol}))
         if json_out:
             out.print_json(json.dumps([r.to_dict() for r in reports]))
         else:
@@ -177,3 +133,48 @@ def _check_writable(target: Path) -> None:
     if target.is_dir():
         raise EdgecvError(f"cannot write {target}: it is a folder")
     check_writable_folder(target.parent, EdgecvError)
+
+
+def _checked_options(fmt: str, out_path: Path | None, opset: int | None, batch: str, uint8_input: bool, atol: float,
+                     exporter: str, calib_size: int) -> tuple[list[str], int | None, int]:
+    """The formats to write, the fixed batch (None: dynamic) and the opset, or a one-line error before any
+    model is loaded."""
+    from edgecv.exporters import DEFAULT_OPSET, FORMATS, OPTIONAL_FORMATS, check_opset
+
+    formats = list(FORMATS) if fmt == "all" else [fmt]
+    if fmt != "all" and fmt not in (*FORMATS, *OPTIONAL_FORMATS):
+        raise EdgecvError(f"--format must be onnx, torchscript, all or executorch, got {fmt!r}")
+    if calib_size < 1:
+        raise EdgecvError(f"--calib-size must be at least 1, got {calib_size}")
+    if fmt == "executorch":
+        from edgecv.exporters.executorch import require_executorch
+
+        require_executorch()
+        if uint8_input or fixed_batch_given(batch):
+            raise EdgecvError("--uint8-input and --batch apply to onnx and torchscript; a .pte takes float "
+                              "NCHW input with a dynamic batch")
+    if out_path is not None and len(formats) > 1 and out_path.suffix in (".onnx", ".pt"):
+        raise EdgecvError(f"--out {out_path} names a file, but --format all writes two: pass --format onnx "
+                          "or torchscript, or give --out a folder")
+    fixed = _parse_batch(batch)
+    chosen_opset = opset or (DEFAULT_OPSET if exporter == "legacy" else 18)
+    check_opset(exporter, chosen_opset)
+    if atol < 0:
+        raise EdgecvError("--atol must be >= 0")
+    return formats, fixed, chosen_opset
+
+
+def _export_one(src, fmt: str, target: Path, options: dict):
+    """One ONNX or TorchScript file, recorded in export.json beside it (a failed parity check too)."""
+    from edgecv.exporters import ExportError, export_onnx, export_torchscript, record
+
+    try:
+        report = (export_onnx if fmt == "onnx" else export_torchscript)(src, target, **options)
+    except ExportError as exc:
+        if exc.report is not None:
+            record(target.parent, exc.report)
+        raise
+    except OSError as exc:
+        raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None
+    record(target.parent, report)
+    return report

@@ -15,6 +15,7 @@ from edgecv.cli.train import RichReporter
 from edgecv.measure.constraints import Constraints, answer
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 from edgecv.rundir import STAGES
+from edgecv.workflow.options import RunOptions
 
 
 def pipeline_cmd(
@@ -65,9 +66,7 @@ def pipeline_cmd(
     reporter = StageReporter()
 
     def body() -> None:
-        from edgecv.workflow.options import RunOptions
-        from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
-        from edgecv.workflow.study import StudyOptions, parse_models, run_study
+        from edgecv.workflow.study import parse_models
 
         shared = RunOptions(data=data, epochs=epochs, provider=provider, force=force, seconds=seconds,
                             data_root=str(data_root) if data_root else None, download=download,
@@ -76,29 +75,49 @@ def pipeline_cmd(
         name, models = parse_models(model)
         constraints = Constraints(max_latency_ms, max_size_mb, min_accuracy)
         constraints.validate()
-        with StatusLine("") as status:
-            def show(line: str, running: bool) -> None:
-                if running:
-                    status.update(line)
-                else:
-                    out.print(escape(line), soft_wrap=True)
-
-            if name is None and len(models) == 1:
-                result = run_pipeline(PipelineOptions(model=models[0], out=out_dir, **shared.shared()), reporter,
-                                      lambda i, n, m: show(f"[{i}/{len(STAGES)}] {n:<8} {m}", m == "running"))
-            else:
-                study = run_study(StudyOptions(models=models, name=name, out=out_dir, constraints=constraints,
-                                             **shared.shared()), reporter,
-                                  lambda model, i, n, m: show(f"{model:<12} " + (f"[{i}/{len(STAGES)}] " if i else "")
-                                                              + f"{n:<8} {m}", m == "running"))
         if name is None and len(models) == 1:
-            print_bench(result.bench)
-            print_answer(answer([(models[0], v) for v in result.bench.variants], constraints))
-            out.print(f"[bold]report:[/] {escape(str(result.report))}", soft_wrap=True)
-            return
-        print_study(study)
+            _one_model(models[0], out_dir, shared, constraints, reporter)
+        else:
+            _study(name, models, out_dir, shared, constraints, reporter)
 
     run_guarded(body, interrupt_hint=reporter.interrupt_hint)
+
+
+def _stage_printer(status: StatusLine):
+    """A stage's "running" line on the status line; its result printed for good."""
+    def show(line: str, running: bool) -> None:
+        if running:
+            status.update(line)
+        else:
+            out.print(escape(line), soft_wrap=True)
+    return show
+
+
+def _one_model(model: str, out_dir: Path | None, shared, constraints: Constraints, reporter) -> None:
+    """The pipeline for one model, then its bench table, the constraint answer and the report's path."""
+    from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
+
+    with StatusLine("") as status:
+        show = _stage_printer(status)
+        result = run_pipeline(PipelineOptions(model=model, out=out_dir, **shared.shared()), reporter,
+                              lambda i, n, m: show(f"[{i}/{len(STAGES)}] {n:<8} {m}", m == "running"))
+    print_bench(result.bench)
+    print_answer(answer([(model, v) for v in result.bench.variants], constraints))
+    out.print(f"[bold]report:[/] {escape(str(result.report))}", soft_wrap=True)
+
+
+def _study(name: str | None, models: list[str], out_dir: Path | None, shared, constraints: Constraints,
+           reporter) -> None:
+    """The pipeline for every model of a study, then the study's table, front and answer."""
+    from edgecv.workflow.study import StudyOptions, run_study
+
+    with StatusLine("") as status:
+        show = _stage_printer(status)
+        study = run_study(StudyOptions(models=models, name=name, out=out_dir, constraints=constraints,
+                                       **shared.shared()), reporter,
+                          lambda model, i, n, m: show(f"{model:<12} " + (f"[{i}/{len(STAGES)}] " if i else "")
+                                                      + f"{n:<8} {m}", m == "running"))
+    print_study(study)
 
 
 class StageReporter(RichReporter):
@@ -131,9 +150,7 @@ def print_answer(answer) -> None:
 
 def print_study(result) -> None:
     """One table of every model and format sorted by p50, the front marked, then the answer and the report."""
-    from edgecv.workflow.study import study_rows
-
-    pairs = study_rows(result.outcomes)
+    pairs = result.rows()
     front = set(result.front)
     answer_row = result.answer.row if result.answer else None
     batch_cols = sorted({int(b) for _, v in pairs for b in v.throughput})

@@ -204,46 +204,59 @@ def train_cmd(
     reporter = RichReporter()
 
     def body() -> None:
-        from edgecv.train import TrainConfig, distributed, resume, train
-        from edgecv.train.sweep import parse_lrs, sweep
-
         if nproc is not None and nproc < 1:
             raise EdgecvError(f"--nproc must be at least 1, got {nproc}")
         launch = nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ  # not yet under torchrun
         if resume_dir is not None:
-            given = sorted("--" + k.replace("_", "-") for k, v in settings.items() if v is not None)
-            if overwrite:
-                given.append("--overwrite")
-            if given:
-                raise EdgecvError(f"--resume continues the run with its own settings; drop {', '.join(given)} "
-                                  "(only --device may change)")
-            if launch:
-                try:  # the run's resolved settings, without loading its weights; the ranks check the rest
-                    batch = json.loads(RunDir(resume_dir).config.read_text())["batch_size"]
-                except (OSError, ValueError, KeyError, TypeError):
-                    batch = None
-                if isinstance(batch, int):
-                    _check_split(batch, nproc)
-                return distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]))
-            result = resume(resume_dir, reporter, device=device)
-            _print_metrics(result.metrics)
-            return
-        given = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items() if v is not None}
-        given["device"] = device or "auto"
-        lrs = parse_lrs(lr) if lr is not None else None
-        given.pop("lr", None)
-        cfg = TrainConfig(**given)
-        if launch:
-            if lrs and len(lrs) > 1:
-                raise EdgecvError("--nproc trains one run; a learning-rate sweep runs its runs one after another")
-            _check_split(cfg.resolved().batch_size, nproc)
-            return distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]))
-        if lrs and len(lrs) > 1:
-            _print_sweep(sweep(cfg, lrs, reporter, overwrite=overwrite))
-            return
-        if lrs:
-            cfg.lr = lrs[0]
-        result = train(cfg, reporter, overwrite=overwrite)
-        _print_metrics(result.metrics)
+            _resume(resume_dir, settings, overwrite, nproc if launch else None, device, reporter)
+        else:
+            _new_run(settings, device, overwrite, nproc if launch else None, reporter)
 
     run_guarded(body, interrupt_hint=reporter.interrupt_hint)
+
+
+def _resume(resume_dir: Path, settings: dict[str, Any], overwrite: bool, launch_nproc: int | None,
+            device: str | None, reporter: RichReporter) -> None:
+    """--resume: the run's own settings (only --device may change), on this process or ``launch_nproc``."""
+    from edgecv.train import distributed, resume
+
+    given = sorted("--" + k.replace("_", "-") for k, v in settings.items() if v is not None)
+    if overwrite:
+        given.append("--overwrite")
+    if given:
+        raise EdgecvError(f"--resume continues the run with its own settings; drop {', '.join(given)} "
+                          "(only --device may change)")
+    if launch_nproc:
+        try:  # the run's resolved settings, without loading its weights; the ranks check the rest
+            batch = json.loads(RunDir(resume_dir).config.read_text())["batch_size"]
+        except (OSError, ValueError, KeyError, TypeError):
+            batch = None
+        if isinstance(batch, int):
+            _check_split(batch, launch_nproc)
+        distributed.launch(launch_nproc, distributed.strip_nproc(sys.argv[1:]))
+        return
+    _print_metrics(resume(resume_dir, reporter, device=device).metrics)
+
+
+def _new_run(settings: dict[str, Any], device: str | None, overwrite: bool, launch_nproc: int | None,
+             reporter: RichReporter) -> None:
+    """A new run, a learning-rate sweep (--lr a,b,...), or ``launch_nproc`` ranks of one run."""
+    from edgecv.train import TrainConfig, distributed, train
+    from edgecv.train.sweep import parse_lrs, sweep
+
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items() if v is not None}
+    given["device"] = device or "auto"
+    lrs = parse_lrs(given.pop("lr")) if "lr" in given else None
+    cfg = TrainConfig(**given)
+    if launch_nproc:
+        if lrs and len(lrs) > 1:
+            raise EdgecvError("--nproc trains one run; a learning-rate sweep runs its runs one after another")
+        _check_split(cfg.resolved().batch_size, launch_nproc)
+        distributed.launch(launch_nproc, distributed.strip_nproc(sys.argv[1:]))
+        return
+    if lrs and len(lrs) > 1:
+        _print_sweep(sweep(cfg, lrs, reporter, overwrite=overwrite))
+        return
+    if lrs:
+        cfg.lr = lrs[0]
+    _print_metrics(train(cfg, reporter, overwrite=overwrite).metrics)

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from edgecv.cli.common import fmt_count, out, run_guarded
+from edgecv.workflow.studies import STUDIES
 
 
 def models_cmd(
@@ -26,7 +27,6 @@ def models_cmd(
             summary = summarize(create_model(name, channels, classes, s), (channels, s, s))
             table.add_row(name, str(s), fmt_count(summary.total_params), fmt_count(summary.macs), entry.description)
         out.print(table)
-        from edgecv.workflow.study import STUDIES
 
         out.print("studies (edgecv pipeline --model NAME): " + "; ".join(
             f"{name} = {', '.join(models)}" for name, models in STUDIES.items()), soft_wrap=True)

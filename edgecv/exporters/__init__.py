@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgecv.core.fsutil import write_json
 from edgecv.exporters.common import ExportError, ExportReport, Source, load_source
-from edgecv.exporters.onnx import DEFAULT_OPSET, export_onnx
+from edgecv.exporters.onnx import DEFAULT_OPSET, check_opset, export_onnx
 from edgecv.exporters.torchscript import export_torchscript
 from edgecv.rundir import RunDir
 
@@ -34,5 +34,5 @@ def record(out_dir: Path, report: ExportReport) -> None:
     write_json(path, {"exports": exports})
 
 
-__all__ = ["DEFAULT_OPSET", "FORMATS", "OPTIONAL_FORMATS", "ExportError", "ExportReport", "Source", "default_path",
-           "export_onnx", "export_torchscript", "load_source", "record"]
+__all__ = ["DEFAULT_OPSET", "FORMATS", "OPTIONAL_FORMATS", "ExportError", "ExportReport", "Source", "check_opset",
+           "default_path", "export_onnx", "export_torchscript", "load_source", "record"]

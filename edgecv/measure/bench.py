@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from edgecv.core import stats
 from edgecv.core.cpu import host_cpu
 from edgecv.core.errors import EdgecvError, MissingSpecError, ModelError
 from edgecv.core.metrics import agreement
-from edgecv.measure.evaluate import SplitData, load_split, score
+from edgecv.measure.evaluate import load_split, score
 from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
@@ -113,17 +113,38 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     opts.validate()
     progress = progress or (lambda _msg: None)
     report = BenchReport(env={})
-    session = uuid.uuid4().hex[:12]
     files: list[Path] = []
     for m in map(Path, models):
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
-    split: SplitData | None = None
-    split_key = None
-    subjects: list[Subject] = []
-    rows: list[VariantResult] = []
-    probs_of: dict[str, np.ndarray] = {}
-    right_of: dict[str, np.ndarray] = {}
-    jobs = _jobs(files, options, runtimes, report)
+    scored = _load_and_score(_jobs(files, options, runtimes, report), opts, report, progress,
+                             (data, data_root, keep_going, stream))
+    if opts.isolate:
+        _probe_memory(scored, options, opts, report, progress)
+    time_interleaved(scored.subjects, opts, progress)
+    for s, row in zip(scored.subjects, scored.rows, strict=True):
+        for k, v in summarise_timing(s, opts.batch_sizes).items():
+            setattr(row, k, v)
+    scored.subjects.clear()  # the sessions go before the verdicts
+    _decide(report, scored, options, opts, files)
+    return report
+
+
+@dataclass
+class _Scored:
+    """Every loaded variant: its bench row, its timing subject, and its answers on the shared split."""
+
+    rows: list[VariantResult] = field(default_factory=list)
+    subjects: list[Subject] = field(default_factory=list)
+    probs: dict[str, np.ndarray] = field(default_factory=dict)
+    right: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _load_and_score(jobs: list[tuple[Path, RuntimeOptions]], opts: BenchOptions, report: BenchReport, progress,
+                    where: tuple[str | None, str | None, bool, bool | None]) -> _Scored:
+    """Load every (file, runtime) job and score it on the test split, one split shared by a model's variants."""
+    data, data_root, keep_going, stream = where
+    session = uuid.uuid4().hex[:12]
+    scored, split, split_key = _Scored(), None, None
     for path, job_options in jobs:
         progress(f"loading and scoring {path.name} on {job_options.runtime}")
         try:
@@ -139,34 +160,40 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
         assert split is not None
         metrics, probs = score(loaded, split, lambda done, total, n=path.name: progress(
             f"scoring {n}: {done:,}/{total:,} images"))
-        name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), rows)
-        probs_of[name], right_of[name] = probs, probs.argmax(1) == split.y
-        subjects.append(Subject(loaded, split.head(max(opts.batch_sizes))))
-        rows.append(VariantResult(
+        name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), scored.rows)
+        scored.probs[name], scored.right[name] = probs, probs.argmax(1) == split.y
+        scored.subjects.append(Subject(loaded, split.head(max(opts.batch_sizes))))
+        scored.rows.append(VariantResult(
             name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
             size_bytes=path.stat().st_size, latency_ms={}, throughput={}, session=session,
             metrics={"accuracy": metrics["accuracy"], "accuracy_ci": metrics["accuracy_ci"],
                      "macro_f1": metrics["macro_f1"], "ece": metrics["ece"], "loss": metrics["loss"],
                      "top5_accuracy": metrics["top5_accuracy"], "agreement": None, "max_prob_diff": None,
                      "num_samples": metrics["num_samples"], "split": split.split, "data": split.name}))
-    if opts.isolate:
-        for s, row in zip(subjects, rows, strict=True):
-            progress(f"{row.name}: memory and cold start in a process of its own")
-            probe = _memory(s.loaded, replace(options, runtime=_runtime_of(s.loaded)), opts, report)
-            if probe:
-                row.memory = {k: probe[k] for k in ("model_bytes", "baseline_bytes", "peak_bytes", "big_batch",
-                                                    "big_batch_bytes", "device_bytes")}
-                row.cold_start_ms = {"load": probe["load_ms"], "first_run": probe["first_run_ms"]}
-    time_interleaved(subjects, opts, progress)
-    for s, row in zip(subjects, rows, strict=True):
-        for k, v in summarise_timing(s, opts.batch_sizes).items():
-            setattr(row, k, v)
-    del subjects
+    return scored
+
+
+def _probe_memory(scored: _Scored, options: RuntimeOptions, opts: BenchOptions, report: BenchReport,
+                  progress) -> None:
+    """Each variant's memory and cold start, from a process of its own."""
+    for s, row in zip(scored.subjects, scored.rows, strict=True):
+        progress(f"{row.name}: memory and cold start in a process of its own")
+        probe = _memory(s.loaded, replace(options, runtime=_runtime_of(s.loaded)), opts, report)
+        if probe:
+            row.memory = {k: probe[k] for k in ("model_bytes", "baseline_bytes", "peak_bytes", "big_batch",
+                                                "big_batch_bytes", "device_bytes")}
+            row.cold_start_ms = {"load": probe["load_ms"], "first_run": probe["first_run_ms"]}
+
+
+def _decide(report: BenchReport, scored: _Scored, options: RuntimeOptions, opts: BenchOptions,
+            files: list[Path]) -> None:
+    """The reference, each row's paired test against it, the front, the recommendation and the notes."""
+    rows = scored.rows
     report.variants = rows
     ref = next((r for r in rows if r.format == "onnx" and r.precision == "fp32"), None) or \
         next((r for r in rows if r.precision == "fp32"), None)
     report.reference = ref.name if ref else None
-    _accuracy_rows(rows, right_of, ref, probs_of)
+    _accuracy_rows(rows, scored.right, ref, scored.probs)
     report.env = environment(options)  # after loading, so the torch version shows when torch ran
     report.method = _method(rows, opts, report.env, files)
     _pareto(rows, opts.min_speedup)
@@ -175,7 +202,6 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     if note := fp16_note(rows):
         report.notes.append(note)
     rows.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))
-    return report
 
 
 def _method(rows: list[VariantResult], opts: BenchOptions, env: dict[str, Any], files: list[Path]) -> dict[str, Any]:

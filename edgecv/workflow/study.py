@@ -17,19 +17,13 @@ from typing import Any
 
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
-from edgecv.core.registry import Registry
 from edgecv.measure.constraints import Answer, Constraints, answer, row_label, study_front
 from edgecv.models import MODELS
 from edgecv.report.study import build_study_report
 from edgecv.rundir import STUDY_FILE, RunDir, run_name
 from edgecv.workflow.options import RunOptions
 from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
-
-STUDIES: Registry[tuple[str, ...]] = Registry("study")
-STUDIES.add("quick", ("mlp", "lenet5", "cnn-bn"))  # three architectures that train in seconds on digits
-STUDIES.add("architectures", ("mlp", "lenet5", "cnn-bn", "vgg"))  # MLP vs CNN vs CNN+BN vs VGG-style
-STUDIES.add("regularisation", ("cnn", "cnn-dropout", "cnn-bn"))  # baseline vs Dropout vs BatchNorm
-STUDIES.add("edge", ("cnn-tiny", "lenet5", "mobilenet-v3-small", "resnet"))  # small and mobile-sized nets
+from edgecv.workflow.studies import STUDIES
 
 
 def parse_models(text: str) -> tuple[str | None, list[str]]:
@@ -85,6 +79,15 @@ class StudyResult:
     front: list[str]  # "model: variant" rows on the study-wide Pareto front
     answer: Answer | None
     report: Path | None = None
+
+    def rows(self) -> list[tuple[str, Any]]:
+        """(model, bench row) for every variant of every model that ran."""
+        return study_rows(self.outcomes)
+
+
+def study_rows(outcomes: list[ModelOutcome]) -> list[tuple[str, Any]]:
+    """(model, bench row) for every variant of every model that ran."""
+    return [(o.model, v) for o in outcomes if o.ok for v in o.bench.variants]
 
 
 def _claim(study_dir: Path, opts: StudyOptions) -> None:
@@ -142,9 +145,6 @@ def run_study(opts: StudyOptions, reporter: Any = None,
     return result
 
 
-def study_rows(outcomes: list[ModelOutcome]) -> list[tuple[str, Any]]:
-    """(model, bench row) for every variant of every model that ran."""
-    return [(o.model, v) for o in outcomes if o.ok for v in o.bench.variants]
 
 
 def _write_record(study_dir: Path, opts: StudyOptions, result: StudyResult) -> None:
