@@ -12,10 +12,12 @@ from rich.table import Table
 from edgecv.cli.bench import print_bench
 from edgecv.cli.common import StatusLine, err, out, print_wide, run_guarded
 from edgecv.cli.train import RichReporter
+from edgecv.core.errors import EdgecvError
 from edgecv.measure.constraints import Constraints, answer
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 from edgecv.rundir import STAGES
 from edgecv.workflow.options import RunOptions
+from edgecv.workflow.studies import STUDIES
 
 
 def pipeline_cmd(
@@ -66,8 +68,6 @@ def pipeline_cmd(
     reporter = StageReporter()
 
     def body() -> None:
-        from edgecv.workflow.study import parse_models
-
         shared = RunOptions(data=data, epochs=epochs, provider=provider, force=force, seconds=seconds,
                             data_root=str(data_root) if data_root else None, download=download,
                             calibrate=calibrate, isolate=isolate, keep_going=keep_going, stream=stream)
@@ -81,6 +81,27 @@ def pipeline_cmd(
             _study(name, models, out_dir, shared, constraints, reporter)
 
     run_guarded(body, interrupt_hint=reporter.interrupt_hint)
+
+
+def parse_models(text: str) -> tuple[str | None, list[str]]:
+    """``(study name or None, model names)`` from ``--model``: a study's name or comma-separated zoo names.
+    Unknown or repeated names are an error that lists the known ones, before anything is trained."""
+    from edgecv.models import MODELS  # torch: only once a pipeline runs
+
+    text = text.strip()
+    if text in STUDIES:
+        return text, list(STUDIES.get(text))
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise EdgecvError("--model needs a zoo model, a comma-separated list of them, or a study name")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise EdgecvError(f"unknown model {', '.join(map(repr, unknown))}; models: {', '.join(MODELS.names())}; "
+                          f"studies: {', '.join(STUDIES.names())}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise EdgecvError(f"--model names {', '.join(repeated)} more than once")
+    return None, names
 
 
 def _stage_printer(status: StatusLine):

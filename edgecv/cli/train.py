@@ -113,6 +113,19 @@ def _check_split(batch_size: int, nproc: int) -> None:
     distributed.per_rank_batch(batch_size, distributed.Dist(world=nproc))
 
 
+def parse_lrs(text: str) -> list[float]:
+    """``"0.1,0.01"`` -> [0.1, 0.01]; every value must be a positive number."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EdgecvError(f"--lr takes a number or a comma-separated list of numbers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise EdgecvError(f"--lr values must be positive, got {text!r}")
+    if len(set(values)) != len(values):
+        raise EdgecvError(f"--lr lists a value twice: {text!r}")
+    return values
+
+
 def _print_metrics(metrics: dict[str, Any]) -> None:
     if not metrics:  # a rank other than 0 of a multi-process run: rank 0 prints
         return
@@ -242,7 +255,7 @@ def _new_run(settings: dict[str, Any], device: str | None, overwrite: bool, laun
              reporter: RichReporter) -> None:
     """A new run, a learning-rate sweep (--lr a,b,...), or ``launch_nproc`` ranks of one run."""
     from edgecv.train import TrainConfig, distributed, train
-    from edgecv.train.sweep import parse_lrs, sweep
+    from edgecv.train.sweep import sweep
 
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items() if v is not None}
     given["device"] = device or "auto"

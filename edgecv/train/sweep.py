@@ -14,19 +14,6 @@ from edgecv.train.config import TrainConfig
 from edgecv.train.loop import Reporter, resume, train
 
 
-def parse_lrs(text: str) -> list[float]:
-    """``"0.1,0.01"`` -> [0.1, 0.01]; every value must be a positive number."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise EdgecvError(f"--lr takes a number or a comma-separated list of numbers, got {text!r}") from None
-    if not values or min(values) <= 0:
-        raise EdgecvError(f"--lr values must be positive, got {text!r}")
-    if len(set(values)) != len(values):
-        raise EdgecvError(f"--lr lists a value twice: {text!r}")
-    return values
-
-
 def _check_same_settings(sub: Path, cfg: TrainConfig) -> None:
     try:
         saved = json.loads(RunDir(sub).config.read_text())

@@ -18,32 +18,10 @@ from typing import Any
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
 from edgecv.measure.constraints import Answer, Constraints, answer, row_label, study_front
-from edgecv.models import MODELS
 from edgecv.report.study import build_study_report
 from edgecv.rundir import STUDY_FILE, RunDir, run_name
 from edgecv.workflow.options import RunOptions
 from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
-from edgecv.workflow.studies import STUDIES
-
-
-def parse_models(text: str) -> tuple[str | None, list[str]]:
-    """``(study name or None, model names)`` from ``--model``: a study's name or comma-separated zoo names.
-    Unknown or repeated names are an error that lists the known ones, before anything is trained."""
-
-    text = text.strip()
-    if text in STUDIES:
-        return text, list(STUDIES.get(text))
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise EdgecvError("--model needs a zoo model, a comma-separated list of them, or a study name")
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        raise EdgecvError(f"unknown model {', '.join(map(repr, unknown))}; models: {', '.join(MODELS.names())}; "
-                          f"studies: {', '.join(STUDIES.names())}")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise EdgecvError(f"--model names {', '.join(repeated)} more than once")
-    return None, names
 
 
 @dataclass

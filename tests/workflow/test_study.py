@@ -136,8 +136,8 @@ def test_unknown_or_repeated_names_are_refused_before_any_training(tmp_path):
 
 
 def test_a_named_study_expands_to_its_models():
+    from edgecv.cli.pipeline import parse_models
     from edgecv.workflow.studies import STUDIES
-    from edgecv.workflow.study import parse_models
 
     assert parse_models("regularisation") == ("regularisation", ["cnn", "cnn-dropout", "cnn-bn"])
     assert parse_models(" lenet5 , mlp ") == (None, ["lenet5", "mlp"])
