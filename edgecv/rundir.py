@@ -19,7 +19,9 @@ from pathlib import Path
 from edgecv.core.errors import EdgecvError
 
 CHECKPOINTS = "checkpoints"
-QUANTIZED = ("model.int8.onnx", "model.int8-dynamic.onnx", "model.fp16.onnx")  # what edgecv quantize writes
+MODEL_STEM, UINT8_STEM = "model", "model.uint8-input"  # exported files: model.onnx, model.uint8-input.onnx, ...
+ONNX_FP32, INT8_STATIC = "model.onnx", "model.int8.onnx"
+QUANTIZED = (INT8_STATIC, "model.int8-dynamic.onnx", "model.fp16.onnx")  # what edgecv quantize writes
 # every model file a run directory may hold, in the order bench measures them
 VARIANTS = ("checkpoints/best.pt", "model.pt", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
             "model.int8-dynamic.onnx", "model.uint8-input.onnx", "model.uint8-input.pt", "model.pte",
@@ -73,7 +75,7 @@ class RunDir:
 
     @property
     def onnx(self) -> Path:
-        return self.path / "model.onnx"
+        return self.path / ONNX_FP32
 
     @property
     def torchscript(self) -> Path:
@@ -100,8 +102,16 @@ class RunDir:
         return self.path / "report.md"
 
     @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
     def explain(self) -> Path:
         return self.path / "explain"
+
+    def model_file(self, suffix: str, uint8_input: bool = False) -> Path:
+        """The exported file with this suffix (``.onnx``, ``.pt``, ``.pte``): model.* or model.uint8-input.*."""
+        return self.path / f"{UINT8_STEM if uint8_input else MODEL_STEM}{suffix}"
 
     def eval_record(self, model_file: Path, runtime: str = "onnxruntime") -> Path:
         """eval/<file>.json (eval/<file>.openvino.json for the same ONNX file on OpenVINO)."""

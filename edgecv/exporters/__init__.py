@@ -18,8 +18,7 @@ SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "executorch": ".pte"}
 
 def default_path(source: Source, fmt: str, uint8_input: bool) -> Path:
     """model.onnx / model.pt in the run directory; model.uint8-input.* for the uint8 variant."""
-    stem = "model.uint8-input" if uint8_input else "model"
-    return source.out_dir / f"{stem}{SUFFIX[fmt]}"
+    return RunDir(source.out_dir).model_file(SUFFIX[fmt], uint8_input)
 
 
 def record(out_dir: Path, report: ExportReport) -> None:

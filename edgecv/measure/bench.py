@@ -15,6 +15,7 @@ is timed with ``time.perf_counter_ns`` and waits for the device. Torch-free for 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -35,7 +36,7 @@ from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
 from edgecv.measure.verdicts import fp16_note, pareto_front, recommend, slower_notes
 from edgecv.modeldata import data_source
-from edgecv.rundir import RunDir
+from edgecv.rundir import INT8_STATIC, RunDir
 from edgecv.runtimes import ONNX_RUNTIMES, Loaded, RuntimeOptions, available, load_model, runtime_for
 
 __all__ = ["SCHEMA", "BenchOptions", "BenchReport", "VariantResult", "bench", "variants_in"]
@@ -226,11 +227,9 @@ def _method(rows: list[VariantResult], opts: BenchOptions, env: dict[str, Any], 
 
 def _int8_calibration(files: list[Path]) -> str | None:
     """Which data calibrated the static int8 variant, from quantize.json beside it."""
-    import json
-
     for f in files:
         q = RunDir.of(f).quantize_record
-        if f.name == "model.int8.onnx" and q.is_file():
+        if f.name == INT8_STATIC and q.is_file():
             try:
                 data = json.loads(q.read_text())["models"][f.name]["data"]
             except (OSError, ValueError, KeyError, TypeError):

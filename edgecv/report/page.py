@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecv.core.fsutil import write_bytes, write_text
+from edgecv.rundir import RunDir
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
@@ -128,10 +129,11 @@ class BuiltReport:
 
 
 def write_pages(folder: Path, title: str, subtitle: str, sections: list[Section]) -> BuiltReport:
-    """FOLDER/report.html, report.md and plots/*.png, each written atomically."""
+    """FOLDER/report.html, report.md and plots/*.png (a run's or a study's folder), each written atomically."""
+    files = RunDir(folder)
     figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
     for fig in figures:
-        write_bytes(folder / "plots" / f"{fig.name}.png", fig.png)
-    write_text(folder / "report.md", to_markdown(title, subtitle, sections))
-    write_text(folder / "report.html", to_html(title, subtitle, sections))
-    return BuiltReport(folder / "report.html", folder / "report.md", len(figures), [s.id for s in sections])
+        write_bytes(files.plots / f"{fig.name}.png", fig.png)
+    write_text(files.report_md, to_markdown(title, subtitle, sections))
+    write_text(files.report_html, to_html(title, subtitle, sections))
+    return BuiltReport(files.report_html, files.report_md, len(figures), [s.id for s in sections])

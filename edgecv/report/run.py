@@ -24,7 +24,7 @@ from edgecv.measure.evaluate import load_split, score
 from edgecv.report import figures
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 from edgecv.report.page import BuiltReport, Figure, Section, Table, write_pages
-from edgecv.rundir import RunDir
+from edgecv.rundir import ONNX_FP32, RunDir
 from edgecv.runtimes import RuntimeOptions, load_model
 
 REQUIRED = {"config": "edgecv train", "history": "edgecv train", "metrics": "edgecv train",
@@ -136,7 +136,7 @@ def _int8(scored: list[Scored], reference: str) -> Scored:
 
 def _summary(run: dict[str, Any], scored: list[Scored]) -> Section:
     cfg, spec, bench, metrics = run["config"], run["spec"], run["bench"], run["metrics"]
-    onnx = run["export"].get("model.onnx", {})
+    onnx = run["export"].get(ONNX_FP32, {})
     c, h, w = spec.input_shape
     rows = [
         ["data set", f"{cfg['data']}: {c}x{h}x{w} images, {spec.num_classes} classes ({', '.join(spec.labels[:12])}"

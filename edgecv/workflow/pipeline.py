@@ -147,7 +147,8 @@ def _export(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipelin
         report = export(src, default_path(src, fmt, False))
         record(run_dir, report)
         worst = max(worst, report.max_abs_diff)
-    return f"model.onnx, model.pt (largest logit difference against torch {worst:.1e})"
+    run = RunDir(run_dir)
+    return f"{run.onnx.name}, {run.torchscript.name} (largest logit difference against torch {worst:.1e})"
 
 
 def _quantize(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
