@@ -4,7 +4,7 @@ evidence."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, invoke, run_cli
 from PIL import Image
 
 
@@ -24,8 +24,8 @@ def test_explain_writes_gradcam_overlays_and_activation_grids(piped, tmp_path):
     run_cli("explain", run / "checkpoints" / "best.pt", "--image", img_path, "--out", one, check=True)
     assert len(list(one.glob("gradcam_*.png"))) == 1
     assert_user_error(run_cli("explain", run, "--layer", "nope", "--out", one), "--layer", "nope")
-    assert_user_error(run_cli("explain", tmp_path / "missing"), "no such checkpoint")
-    assert_user_error(run_cli("explain", run, "--image", tmp_path / "missing.png", "--out", one), "does not exist")
+    assert_user_error(invoke("explain", tmp_path / "missing"), "no such checkpoint")
+    assert_user_error(invoke("explain", run, "--image", tmp_path / "missing.png", "--out", one), "does not exist")
 
 
 def test_grad_cam_points_at_the_evidence():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FUZZ, assert_user_error, run_cli
+from conftest import FUZZ, assert_user_error, invoke, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -51,4 +51,4 @@ def test_onnx_external_data_that_leaves_the_model_folder_is_refused(lenet_onnx, 
         Predictor(folder / "model.onnx")
     Image.new("L", (8, 8)).save(tmp_path / "x.png")
     assert_user_error(run_cli("predict", "-m", folder / "model.onnx", tmp_path / "x.png"), "outside its own folder")
-    assert_user_error(run_cli("eval", folder / "model.onnx", "--data", "digits"), "outside its own folder")
+    assert_user_error(invoke("eval", folder / "model.onnx", "--data", "digits"), "outside its own folder")

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_cifar10, make_image_folder, make_mnist_like
+from conftest import invoke, make_cifar10, make_image_folder, make_mnist_like
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -167,6 +167,6 @@ def test_unreadable_images_in_a_folder_are_counted_and_named_or_left_out_with_ke
     model = tmp_path / "elsewhere" / "model.onnx"
     model.parent.mkdir()
     model.write_bytes((tmp_path / "r2" / "model.onnx").read_bytes())
-    assert_user_error(run_cli("eval", model, "--data", f"folder:{root}"), "4 of 36 images", "--keep-going")
+    assert_user_error(invoke("eval", model, "--data", f"folder:{root}"), "4 of 36 images", "--keep-going")
     run_cli("eval", model, "--data", f"folder:{root}", "--keep-going", "--json", tmp_path / "f.json", check=True)
     assert json.loads((tmp_path / "f.json").read_text())["metrics"]["num_samples"] == total

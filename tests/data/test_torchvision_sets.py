@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, invoke
 
 from edgecv.core.errors import ModelError
 
@@ -23,6 +23,6 @@ def test_archives_with_dotdot_members_are_refused_and_nothing_is_extracted(tmp_p
         archive.writestr("../../escaped.txt", b"pwned")
     with pytest.raises(ModelError):
         load_model(path)
-    assert_user_error(run_cli("eval", path, "--data", "digits"), str(path))
+    assert_user_error(invoke("eval", path, "--data", "digits"), str(path))
     assert not any(p.name == "escaped.txt" for p in tmp_path.rglob("*")) and not (work.parent.parent /
                                                                                     "escaped.txt").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, invoke, run_cli
 
 
 def test_torchscript_from_elsewhere_runs_only_with_the_trust_flag(trained, tmp_path):
@@ -26,7 +26,7 @@ def test_torchscript_from_elsewhere_runs_only_with_the_trust_flag(trained, tmp_p
     with pytest.raises(UntrustedModelError, match="--trust-torchscript"):
         load_model(foreign)
     assert load_model(foreign, RuntimeOptions(trust_torchscript=True)).format == "torchscript"
-    assert_user_error(run_cli("eval", foreign, "--data", "digits"), "did not write", "--trust-torchscript")
+    assert_user_error(invoke("eval", foreign, "--data", "digits"), "did not write", "--trust-torchscript")
     trusted = run_cli("eval", foreign, "--data", "digits", "--trust-torchscript", check=True)
     assert "accuracy" in trusted.stdout
     ours.write_bytes(foreign.read_bytes())  # swapped after export: the hash no longer matches

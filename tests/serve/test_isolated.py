@@ -10,7 +10,7 @@ import time
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, invoke, run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecv import Predictor
@@ -165,11 +165,11 @@ def test_check_command_and_function(model, memory_hog, tmp_path):
     assert result.labels == [str(i) for i in range(10)] and result.label in result.labels
     good = run_cli("check", model, check=True)
     assert "ok" in good.stdout and model.name in good.stdout and "loads within 120 s" in good.stdout
-    assert_user_error(run_cli("check", tmp_path / "none.onnx"), "does not exist")
+    assert_user_error(invoke("check", tmp_path / "none.onnx"), "does not exist")
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07" + b"junk" * 100)
-    assert_user_error(run_cli("check", tmp_path / "junk.onnx"), "junk.onnx")
+    assert_user_error(invoke("check", tmp_path / "junk.onnx"), "junk.onnx")
     # a foreign file needs its facts; with them, the runaway allocation is caught by the child's cap
-    assert_user_error(run_cli("check", memory_hog), "no edgecv spec")
+    assert_user_error(invoke("check", memory_hog), "no edgecv spec")
     assert_user_error(run_cli("check", memory_hog, "--memory-mb", "1024", "--labels", ",".join(FOREIGN["labels"]),
                               "--mean", "0.5", "--std", "0.25", "--input-shape", "1,8,8"), "hog.onnx",
                       "the runtime failed")
@@ -177,5 +177,5 @@ def test_check_command_and_function(model, memory_hog, tmp_path):
 
 def test_check_command_names_the_limit_a_slow_start_overran(hang, slow_start, watchdog):
     facts = ["--labels", ",".join(FOREIGN["labels"]), "--mean", "0.5", "--std", "0.25", "--input-shape", "1,8,8"]
-    assert_user_error(run_cli("check", hang, *facts, "--load-timeout", "1"), "hang.onnx",
+    assert_user_error(invoke("check", hang, *facts, "--load-timeout", "1"), "hang.onnx",
                       "loading took longer than 1 s")

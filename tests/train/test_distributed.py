@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_user_error, cli_env, run_cli
+from conftest import assert_user_error, cli_env, invoke, run_cli
 
 from edgecv.train.checkpoint import load_checkpoint
 
@@ -97,5 +97,5 @@ def test_a_distributed_run_resumes_under_torchrun_and_a_lost_rank_stops_the_run(
 def test_bad_distributed_settings_are_one_line_before_any_process_starts(tmp_path, args, message):
     base = ["train", "--model", "mlp", "--epochs", "1", "--out", tmp_path / "x"]
     full = [*base, *args] if "--nproc" in args else [*base, "--nproc", "2", *args]
-    assert_user_error(run_cli(*full), message)
+    assert_user_error(invoke(*full), message)
     assert not (tmp_path / "x").exists()

@@ -8,7 +8,7 @@ import re
 import shutil
 
 import pytest
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, invoke, run_cli
 
 from edgecv.core.history import read_history
 
@@ -74,15 +74,15 @@ def test_force_redoes_every_stage(tmp_path):
 def test_pipeline_and_report_refuse_bad_input_in_one_line(piped, tmp_path):
     run, _ = piped
     assert_user_error(run_cli("pipeline", "--model", "cnn", "--out", run), "holds a different run", "--force")
-    assert_user_error(run_cli("pipeline", "--model", "lenet5", "--epochs", "2", "--no-calibrate", "--out", run),
+    assert_user_error(invoke("pipeline", "--model", "lenet5", "--epochs", "2", "--no-calibrate", "--out", run),
                       "calibrate", "--force")
     (tmp_path / "file").write_text("x")
-    assert_user_error(run_cli("pipeline", "--out", tmp_path / "file"), "is a file")
-    assert_user_error(run_cli("pipeline", "--epochs", "0", "--out", tmp_path / "r"), "--epochs")
-    assert_user_error(run_cli("pipeline", "--seconds", "0", "--out", tmp_path / "r"), "--seconds")
-    assert_user_error(run_cli("pipeline", "--model", "nope", "--out", tmp_path / "r"), "nope")
+    assert_user_error(invoke("pipeline", "--out", tmp_path / "file"), "is a file")
+    assert_user_error(invoke("pipeline", "--epochs", "0", "--out", tmp_path / "r"), "--epochs")
+    assert_user_error(invoke("pipeline", "--seconds", "0", "--out", tmp_path / "r"), "--seconds")
+    assert_user_error(invoke("pipeline", "--model", "nope", "--out", tmp_path / "r"), "nope")
     half = tmp_path / "half"
     shutil.copytree(run, half)
     (half / "bench.json").unlink()
-    assert_user_error(run_cli("report", half), "bench.json", "edgecv bench")
-    assert_user_error(run_cli("report", tmp_path / "missing"), "no such run directory")
+    assert_user_error(invoke("report", half), "bench.json", "edgecv bench")
+    assert_user_error(invoke("report", tmp_path / "missing"), "no such run directory")

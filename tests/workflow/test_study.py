@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import STUDY_ARGS, assert_user_error, cli_env, run_cli
+from conftest import STUDY_ARGS, assert_user_error, cli_env, invoke, run_cli
 
 from edgecv.measure.bench import BenchReport
 from edgecv.measure.verdicts import faster
@@ -129,8 +129,8 @@ def test_ctrl_c_in_a_study_says_how_to_continue(tmp_path):
 def test_unknown_or_repeated_names_are_refused_before_any_training(tmp_path):
     out = tmp_path / "s"
     assert_user_error(run_cli("pipeline", "--model", "mlp,nope", "--out", out), "'nope'", "models:", "studies:")
-    assert_user_error(run_cli("pipeline", "--model", "mlp,mlp", "--out", out), "more than once")
-    assert_user_error(run_cli("pipeline", "--model", "mlp,lenet5", "--min-accuracy", "120", "--out", out),
+    assert_user_error(invoke("pipeline", "--model", "mlp,mlp", "--out", out), "more than once")
+    assert_user_error(invoke("pipeline", "--model", "mlp,lenet5", "--min-accuracy", "120", "--out", out),
                       "--min-accuracy")
     assert not out.exists()
 
