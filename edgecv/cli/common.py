@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,7 +14,9 @@ from rich.markup import escape
 from edgecv.core.errors import EdgecvError, MissingSpecError
 from edgecv.core.fsutil import write_json
 from edgecv.core.spec import ModelSpec, spec_from_facts
-from edgecv.runtimes import RuntimeOptions
+
+if TYPE_CHECKING:
+    from edgecv.runtimes import RuntimeOptions
 
 out = Console(highlight=False)  # results: tables and summaries
 err = Console(stderr=True, highlight=False)  # progress and errors
@@ -171,6 +173,8 @@ def runtime_options(provider: str, threads: int | None, allow_fallback: bool, gr
                      cudnn: str = "exhaustive", trt_fp16: bool = False, trt_cache: Path | None = None,
                      trust: bool = False) -> RuntimeOptions:
     """The runtime options the eval and bench flags ask for."""
+    from edgecv.runtimes import RuntimeOptions  # numpy: not at start-up
+
     return RuntimeOptions(provider=provider, threads=threads, allow_fallback=allow_fallback,
                           graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16,
                           trt_cache=str(trt_cache) if trt_cache else None, trust_torchscript=trust)

@@ -10,8 +10,6 @@ from rich.markup import escape
 from edgecv.cli.common import out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_bytes
-from edgecv.core.imageio import open_image, to_pixels
-from edgecv.modeldata import data_source, keeps_going, load_bundle
 from edgecv.rundir import RunDir
 
 
@@ -32,6 +30,7 @@ def explain_cmd(
         import numpy as np
 
         from edgecv import explain
+        from edgecv.core.imageio import open_image, to_pixels  # numpy and Pillow: not at start-up
         from edgecv.report.figures import png
 
         if samples < 1:
@@ -66,6 +65,8 @@ def explain_cmd(
 
 def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
     import numpy as np
+
+    from edgecv.modeldata import data_source, keeps_going, load_bundle
 
 
     name, root = data_source(ckpt, spec, None, data_root)

@@ -4,6 +4,7 @@ format row, the Pareto front, the constraint answer) and the report's path."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -13,11 +14,13 @@ from edgecv.cli.bench import print_bench
 from edgecv.cli.common import StatusLine, err, out, print_wide, run_guarded
 from edgecv.cli.train import RichReporter
 from edgecv.core.errors import EdgecvError
-from edgecv.measure.constraints import Constraints, answer
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 from edgecv.rundir import STAGES
 from edgecv.workflow.options import RunOptions
 from edgecv.workflow.studies import STUDIES
+
+if TYPE_CHECKING:
+    from edgecv.measure.constraints import Constraints
 
 
 def pipeline_cmd(
@@ -68,6 +71,8 @@ def pipeline_cmd(
     reporter = StageReporter()
 
     def body() -> None:
+        from edgecv.measure.constraints import Constraints  # numpy: not at start-up
+
         shared = RunOptions(data=data, epochs=epochs, provider=provider, force=force, seconds=seconds,
                             data_root=str(data_root) if data_root else None, download=download,
                             calibrate=calibrate, isolate=isolate, keep_going=keep_going, stream=stream)
@@ -116,6 +121,7 @@ def _stage_printer(status: StatusLine):
 
 def _one_model(model: str, out_dir: Path | None, shared, constraints: Constraints, reporter) -> None:
     """The pipeline for one model, then its bench table, the constraint answer and the report's path."""
+    from edgecv.measure.constraints import answer
     from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
 
     with StatusLine("") as status:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecv.core.errors import EdgecvError, InvalidImageError, ModelError
+from edgecv.core.spec import ModelSpec
 
 MEMORY_MB = 2048  # default address-space cap of the child
 TIMEOUT_S = 60.0  # default limit per call
@@ -255,8 +256,6 @@ def check_model(path: str | Path, *, memory_mb: int | None = MEMORY_MB, timeout_
     path = Path(path)
     with IsolatedPredictor(path, memory_mb=memory_mb, timeout_s=timeout_s, load_timeout_s=load_timeout_s,
                            provider=provider, **predictor_kwargs) as isolated:
-        from edgecv.core.spec import ModelSpec
-
         spec = ModelSpec.from_json(isolated.info["spec"])
         h, w = spec.size
         blank = np.zeros((h, w) if spec.input_shape[0] == 1 else (h, w, 3), np.uint8)
