@@ -38,6 +38,7 @@ from edgecv.measure.verdicts import fp16_note, pareto_front, recommend, slower_n
 from edgecv.modeldata import data_source
 from edgecv.rundir import INT8_STATIC, RunDir
 from edgecv.runtimes import ONNX_RUNTIMES, Loaded, RuntimeOptions, available, load_model, runtime_for
+from edgecv.runtimes.openvino_rt import require_openvino
 
 __all__ = ["SCHEMA", "BenchOptions", "BenchReport", "VariantResult", "bench", "variants_in"]
 
@@ -246,13 +247,10 @@ def _runtime_of(loaded: Loaded) -> str:
 def _jobs(files: list[Path], options: RuntimeOptions, runtimes: tuple[str, ...],
           report: BenchReport) -> list[tuple[Path, RuntimeOptions]]:
     """(file, options) for every row: an ONNX file once per runtime, a torch file once."""
-
     unknown = [r for r in runtimes if r not in ONNX_RUNTIMES]
     if unknown or not runtimes:
         raise EdgecvError(f"--runtimes takes a comma list of {', '.join(ONNX_RUNTIMES)}, got {', '.join(runtimes)}")
     if "openvino" in runtimes:
-        from edgecv.runtimes.openvino_rt import require_openvino
-
         require_openvino()  # asked for and missing: an error, never a table without it
     return [(path, replace(options, runtime=r)) for path in files
             for r in (runtimes if runtime_for(path) == "onnxruntime" else ("onnxruntime",))]

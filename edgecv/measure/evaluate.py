@@ -18,6 +18,7 @@ from edgecv.core.errors import DataError, EdgecvError, ModelError
 from edgecv.core.metrics import classification_metrics, softmax
 from edgecv.core.preprocess import to_model_input
 from edgecv.core.spec import ModelSpec
+from edgecv.data.folder import refuse_bad
 from edgecv.modeldata import check_labels, data_source, keeps_going, load_bundle
 from edgecv.runtimes import Loaded, RuntimeOptions, load_model
 
@@ -118,8 +119,6 @@ def score(loaded: Loaded, split: SplitData, progress: Callable[[int, int], None]
 def _unreadable(split: SplitData) -> None:
     """A streamed folder's files that could not be read: an error, or left out with --keep-going."""
     if split.part.bad and not split.keep_going:
-        from edgecv.data.folder import refuse_bad
-
         refuse_bad(f"of the {split.name} {split.split} split", split.part.bad, len(split.part))
 
 

@@ -20,6 +20,7 @@ from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.fsutil import write_json
 from edgecv.core.history import read_history
 from edgecv.core.spec import ModelSpec
+from edgecv.explain import activation_figure, activations, grad_cam, load_explainable, overlay_figure
 from edgecv.measure.evaluate import load_split, score
 from edgecv.report import figures
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
@@ -338,24 +339,22 @@ def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str
 
 
 def _explanations(run_dir: Path, labels: list[str], split: Any, count: int) -> Section:
-    from edgecv import explain
-
-    model, spec, _ = explain.load_explainable(run_dir)
+    model, spec, _ = load_explainable(run_dir)
     pick = np.sort(np.random.default_rng(1).choice(len(split.y), size=min(count, len(split.y)), replace=False))
     try:
-        cams = explain.grad_cam(model, spec, split.images(pick))
+        cams = grad_cam(model, spec, split.images(pick))
     except ModelError as exc:
         return Section("explanations", "Explanations", [f"No Grad-CAM or feature maps: {exc}."])
     blocks: list[Any] = [
         f"Grad-CAM at {cams.layer} (the last convolution) for the predicted class, from the trained torch model.",
-        Figure("gradcam", figures.png(explain.overlay_figure(cams, labels, split.y[pick])),
+        Figure("gradcam", figures.png(overlay_figure(cams, labels, split.y[pick])),
                "Test images (top) and their Grad-CAM overlays (bottom)."),
     ]
-    maps = explain.activations(model, spec, split.images(pick[:1]))
+    maps = activations(model, spec, split.images(pick[:1]))
     names = list(maps)
     for name in dict.fromkeys([names[0], names[len(names) // 2], names[-1]]):
         blocks.append(Figure(f"maps_{name.replace('.', '_')}",
-                             figures.png(explain.activation_figure(name, maps[name], split.images(pick[:1])[0])),
+                             figures.png(activation_figure(name, maps[name], split.images(pick[:1])[0])),
                              f"Feature maps of {name} for the first image above."))
     return Section("explanations", "Explanations", blocks)
 
