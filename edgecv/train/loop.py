@@ -358,8 +358,9 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = 
         raise EdgecvError(problem)
     cfg.out = str(run_dir)
     if dist.main:
-        write_json(RunDir(run_dir).config, cfg.to_dict())
-        write_json(RunDir(run_dir).spec, session.spec.to_dict())
+        files = RunDir(run_dir)
+        write_json(files.config, cfg.to_dict())
+        write_json(files.spec, session.spec.to_dict())
     return _run(run_dir, session, _State(), reporter)
 
 
@@ -369,7 +370,8 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EdgecvError(f"--resume {run_dir}: no such run directory")
-    last = RunDir(run_dir).last
+    files = RunDir(run_dir)
+    last = files.last
     if not last.is_file():
         raise CheckpointError(f"{run_dir} has no checkpoints/last.pt yet: nothing to resume")
     ckpt = load_checkpoint(last)
@@ -386,14 +388,14 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
                    best_val_loss=float(best.get("val_loss", math.inf)), best_epoch=int(best.get("epoch", 0)),
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), finished=bool(ckpt.get("finished")),
                    stopped_early=bool(ckpt.get("stopped_early")))
-    if state.finished and RunDir(run_dir).metrics.is_file():  # no data or training session needed
+    if state.finished and files.metrics.is_file():  # no data or training session needed
         model_from_checkpoint(ckpt, last)  # still refuse weights that do not fit the architecture
         reporter.note(f"{run_dir} already finished {state.epoch} epochs; nothing to do")
-        metrics = json.loads(RunDir(run_dir).metrics.read_text())
+        metrics = json.loads(files.metrics.read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
     device, dist, reporter = _join(cfg, reporter)
     session = _Session(cfg, _load_data(cfg, reporter), device, load_weights=False)
     session.restore(ckpt)
     if dist.main:
-        write_history(RunDir(run_dir).history, state.history)
+        write_history(files.history, state.history)
     return _run(run_dir, session, state, reporter)

@@ -119,9 +119,10 @@ def run_pipeline(opts: PipelineOptions, reporter: Any = None,
         seconds = time.perf_counter() - start
         result.stages.append(StageResult(name, True, seconds, summary))
         on_stage(i, name, f"{summary} ({seconds:.1f} s)")
+    files = RunDir(run_dir)
     if result.bench is None:
-        result.bench = BenchReport.from_dict(json.loads(RunDir(run_dir).bench.read_text()))
-    result.report = RunDir(run_dir).report_html
+        result.bench = BenchReport.from_dict(json.loads(files.bench.read_text()))
+    result.report = files.report_html
     return result
 
 
