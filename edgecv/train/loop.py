@@ -371,8 +371,7 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
     if not run_dir.is_dir():
         raise EdgecvError(f"--resume {run_dir}: no such run directory")
     files = RunDir(run_dir)
-    last = files.last
-    if not last.is_file():
+    if not (last := files.last).is_file():
         raise CheckpointError(f"{run_dir} has no checkpoints/last.pt yet: nothing to resume")
     ckpt = load_checkpoint(last)
     try:
