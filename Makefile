@@ -22,7 +22,8 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-# the tests marked slow (killed and rerun pipelines, study resumption, HTTP load, determinism) run in test-all
+# the tests marked slow (killed and rerun pipelines and trainings, study resumption, HTTP load, determinism) run in
+# test-all
 test: $(STAMP) chromium
 	$(BIN)/ruff check edgecv tests tools benchmarks examples
 	$(BIN)/python -m pytest -q -m "not slow" --durations=15

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import invoke, make_cifar10, make_image_folder, make_mnist_like
+from conftest import assert_user_error, invoke, make_cifar10, make_image_folder, make_mnist_like, run_cli
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -144,7 +144,6 @@ def test_too_few_images_to_split_is_a_clear_error(tmp_path):
 def test_unreadable_images_in_a_folder_are_counted_and_named_or_left_out_with_keep_going(tmp_path):
     """Four broken files among 36: training refuses before it starts, naming the count and the first three;
     --keep-going trains on the rest, says what it left out, and the run's eval leaves out the same files."""
-    from conftest import assert_user_error, make_image_folder, run_cli
 
     root = make_image_folder(tmp_path / "imgs", per_class=12)
     (root / "cat" / "cat_0.png").write_bytes(b"not a png")
@@ -152,7 +151,7 @@ def test_unreadable_images_in_a_folder_are_counted_and_named_or_left_out_with_ke
     (root / "fox" / "fox_3.png").write_bytes(b"")
     (root / "fox" / "fox_4.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
     args = ["train", "--data", f"folder:{root}", "--model", "mlp", "--epochs", "1"]
-    refused = run_cli(*args, "--out", tmp_path / "r1")
+    refused = invoke(*args, "--out", tmp_path / "r1")
     assert_user_error(refused, "4 of 36 images", "cannot be read", "and 1 more", "--keep-going")
     assert not (tmp_path / "r1").exists()
     kept = run_cli(*args, "--out", tmp_path / "r2", "--keep-going", check=True)

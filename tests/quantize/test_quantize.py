@@ -165,8 +165,7 @@ def test_accuracy_aware_mode_returns_sensitive_nodes_to_float_and_meets_the_budg
 
 def test_a_budget_that_cannot_be_met_exits_2_and_writes_no_file(exported, tmp_path):
     model = hostile(exported("lenet5", epochs=None), tmp_path / "model.onnx")
-    proc = run_cli("quantize", model, "--method", "int8-static", "--max-accuracy-drop", "0.5",
-                   "--max-float-nodes", "1")
+    proc = invoke("quantize", model, "--method", "int8-static", "--max-accuracy-drop", "0.5", "--max-float-nodes", "1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot meet the 0.5 pp accuracy budget" in proc.stderr and "--max-float-nodes" in proc.stderr
     assert not output_path(model, "int8-static").exists()
