@@ -9,10 +9,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import (
-    KEEP_GOING_HELP,
-    PROVIDER_HELP,
-    STREAM_HELP,
-    TRUST_HELP,
+    ALLOW_FALLBACK,
+    DATA_ROOT,
+    KEEP_GOING,
+    MODEL_DATA,
+    PROVIDER,
+    STREAM,
+    THREADS,
+    TRUST,
     StatusLine,
     err,
     out,
@@ -72,7 +76,7 @@ def print_bench(report) -> None:
 
 def bench_cmd(
     models: list[Path] = typer.Argument(..., help="Run directories (every variant in them) or model files."),
-    provider: str = typer.Option("cpu", "--provider", help=PROVIDER_HELP),
+    provider: str = PROVIDER,
     runtimes: str = typer.Option("onnxruntime", "--runtimes",
                                  help="Engines for the ONNX files, comma-separated: every file gets a row on each "
                                       "(onnxruntime, openvino), e.g. --runtimes onnxruntime,openvino."),
@@ -88,21 +92,20 @@ def bench_cmd(
                                            "at or above this."),
     isolate: bool = typer.Option(True, "--isolate/--no-isolate",
                                  help="Measure memory and cold start in a fresh process per variant."),
-    threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: the runtime's]."),
+    threads: int = THREADS,
     max_drop: float = typer.Option(1.0, "--max-accuracy-drop",
                                    help="Recommend the fastest variant within this many points of fp32."),
-    allow_fallback: bool = typer.Option(False, "--allow-fallback",
-                                        help="Accept ONNX Runtime running on another provider than asked."),
+    allow_fallback: bool = ALLOW_FALLBACK,
     graph_opt: str = typer.Option("all", "--graph-optimization", help="disable | basic | extended | all."),
     cudnn: str = typer.Option("exhaustive", "--cudnn-algo-search", help="CUDA: exhaustive | heuristic | default."),
     trt_fp16: bool = typer.Option(False, "--trt-fp16", help="TensorRT: allow fp16 kernels."),
     trt_cache: Path = typer.Option(None, "--trt-cache", help="TensorRT: keep built engines in this folder."),
-    data: str = typer.Option(None, "--data", help="Data set [default: the one the model was trained on]."),
-    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    data: str = MODEL_DATA,
+    data_root: Path = DATA_ROOT,
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
-    trust: bool = typer.Option(False, "--trust-torchscript", help=TRUST_HELP),
-    keep_going: bool = typer.Option(False, "--keep-going", help=KEEP_GOING_HELP),
-    stream: bool = typer.Option(None, "--stream/--no-stream", help=STREAM_HELP),
+    trust: bool = TRUST,
+    keep_going: bool = KEEP_GOING,
+    stream: bool = STREAM,
 ) -> None:
     """Benchmark every variant of a model: batch-1 latency percentiles with 95% intervals from interleaved
     rounds, throughput per batch size, memory and cold start from a fresh process per variant, and the metrics

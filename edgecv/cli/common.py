@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -158,15 +159,25 @@ RUNTIME_HELP = ("Engine for ONNX files: onnxruntime, or openvino (OpenVINO's own
                 "'edgecv[openvino]').")
 
 
-KEEP_GOING_HELP = "Leave out a folder's unreadable images instead of refusing the folder."
-
-
 STREAM_HELP = ("Folder data: decode the images as they are scored instead of loading them all first [default: "
                "when the folder would take more than EDGECV_RESIDENT_MB, 1024].")
 
 
 TRUST_HELP = ("Run TorchScript files that edgecv did not write for this user. TorchScript runs the code inside "
               "the file: pass this only for files from a source you trust.")
+
+
+# Options several commands take, declared once (a command whose option means something else declares its own).
+DATA_ROOT = typer.Option(None, "--data-root", help="Where torchvision data sets live.")
+MODEL_DATA = typer.Option(None, "--data", help="Data set [default: the one the model was trained on].")
+PROVIDER = typer.Option("cpu", "--provider", help=PROVIDER_HELP)
+THREADS = typer.Option(None, "--threads", help="Intra-op threads [default: the runtime's].")
+ALLOW_FALLBACK = typer.Option(False, "--allow-fallback",
+                              help="Accept ONNX Runtime running on another provider than asked.")
+TRUST = typer.Option(False, "--trust-torchscript", help=TRUST_HELP)
+KEEP_GOING = typer.Option(False, "--keep-going",
+                          help="Leave out a folder's unreadable images instead of refusing the folder.")
+STREAM = typer.Option(None, "--stream/--no-stream", help=STREAM_HELP)
 
 
 def runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str = "all",

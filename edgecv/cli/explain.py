@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from edgecv.cli.common import out, run_guarded
+from edgecv.cli.common import DATA_ROOT, out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_bytes
 from edgecv.rundir import RunDir
@@ -19,7 +19,7 @@ def explain_cmd(
     samples: int = typer.Option(6, "--samples", "-n", help="Without --image: this many random test images."),
     layer: str = typer.Option(None, "--layer", help="Layer for Grad-CAM [default: the last convolution]."),
     out_path: Path = typer.Option(None, "--out", "-o", help="Output folder [default: RUN_DIR/explain]."),
-    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    data_root: Path = DATA_ROOT,
 ) -> None:
     """Grad-CAM heatmap overlays for the predicted class, and per-layer activation grids, as PNG files.
 

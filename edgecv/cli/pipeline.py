@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.bench import print_bench
-from edgecv.cli.common import StatusLine, err, out, print_wide, run_guarded
+from edgecv.cli.common import DATA_ROOT, StatusLine, err, out, print_wide, run_guarded
 from edgecv.cli.train import RichReporter
 from edgecv.core.errors import EdgecvError
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
@@ -38,7 +38,7 @@ def pipeline_cmd(
                                                           "runs/study-NAME-DATA]."),
     force: bool = typer.Option(False, "--force", help="Redo every stage, even those whose outputs are current."),
     seconds: float = typer.Option(0.5, "--seconds", help="Time per benchmark measurement."),
-    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    data_root: Path = DATA_ROOT,
     download: bool = typer.Option(False, "--download", help="Download a torchvision data set that is missing."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
                                    help="Fit a temperature on the validation split after training; the exported "

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from edgecv.cli.common import StatusLine, out, run_guarded
+from edgecv.cli.common import DATA_ROOT, StatusLine, out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.rundir import STUDY_FILE
 
@@ -16,7 +16,7 @@ def report_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory with bench.json, or a study folder with study.json "
                                              "(edgecv pipeline makes both)."),
     samples: int = typer.Option(24, "--samples", help="Random test images in the samples grid."),
-    data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live."),
+    data_root: Path = DATA_ROOT,
 ) -> None:
     """Write RUN_DIR/report.html (self-contained: figures inline, nothing fetched), report.md and plots/*.png:
     summary, training curves, variants and the accuracy-latency Pareto front, per-class changes, confusion
