@@ -68,7 +68,6 @@ def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
 
     from edgecv.modeldata import data_source, keeps_going, load_bundle
 
-
     name, root = data_source(ckpt, spec, None, data_root)
     test = load_bundle(name, root, spec.input_shape, keeps_going(ckpt)).test
     pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(count, len(test)), replace=False))
