@@ -192,8 +192,9 @@ class Invoked:
         self.stderr = result.stderr
 
 
-def invoke(*args, cwd: Path | None = None) -> Invoked:
-    """Run the real ``edgecv`` Typer app in this process (for the many bad-input cases)."""
+def invoke(*args, cwd: Path | None = None, check: bool = False) -> Invoked:
+    """Run the real ``edgecv`` Typer app in this process (for the many bad-input cases, and the repeats of a
+    command that has a subprocess run elsewhere); ``check`` fails the test on a non-zero exit, as in run_cli."""
     from typer.testing import CliRunner
 
     from edgecv.cli import app
@@ -202,9 +203,13 @@ def invoke(*args, cwd: Path | None = None) -> Invoked:
     if cwd is not None:
         os.chdir(cwd)
     try:
-        return Invoked(CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}))
+        result = Invoked(CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"}))
     finally:
         os.chdir(old)
+    if check and result.returncode != 0:
+        raise AssertionError(f"edgecv {' '.join(map(str, args))} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
 
 
 # what full_run holds: file -> (format, precision)

@@ -21,7 +21,7 @@ def test_explain_writes_gradcam_overlays_and_activation_grids(piped, tmp_path):
 
     Image.fromarray(load_dataset("digits", 8).test.x[0, 0]).save(img_path)
     one = tmp_path / "one"
-    assert invoke("explain", run / "checkpoints" / "best.pt", "--image", img_path, "--out", one).returncode == 0
+    invoke("explain", run / "checkpoints" / "best.pt", "--image", img_path, "--out", one, check=True)
     assert len(list(one.glob("gradcam_*.png"))) == 1
     assert_user_error(invoke("explain", run, "--layer", "nope", "--out", one), "--layer", "nope")
     assert_user_error(invoke("explain", tmp_path / "missing"), "no such checkpoint")

@@ -52,8 +52,7 @@ def test_the_temperature_lowers_validation_nll_and_the_onnx_file_applies_it(lene
 
 
 def test_no_calibrate_keeps_raw_scores(tmp_path):
-    proc = invoke("train", "--model", "mlp", "--epochs", "1", "--no-calibrate", "--out", tmp_path / "r")
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("train", "--model", "mlp", "--epochs", "1", "--no-calibrate", "--out", tmp_path / "r", check=True)
     assert "temperature" not in proc.stdout
     spec = json.loads((tmp_path / "r" / "spec.json").read_text())
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())

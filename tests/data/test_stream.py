@@ -112,12 +112,11 @@ def test_train_eval_and_bench_stream_a_folder_with_the_same_results(tmp_path):
     assert json.loads((tmp_path / "s" / "config.json").read_text())["stream"] is True
 
     # training ran in processes of its own; export, eval and bench run in this one
-    assert invoke("export", tmp_path / "s", "--format", "onnx").returncode == 0
+    invoke("export", tmp_path / "s", "--format", "onnx", check=True)
     model = tmp_path / "s" / "model.onnx"
     scores = {}
     for mode in ("--stream", "--no-stream"):
-        evaluated = invoke("eval", model, mode, "--json", tmp_path / f"e{mode}.json")
-        assert evaluated.returncode == 0, evaluated.stderr
+        invoke("eval", model, mode, "--json", tmp_path / f"e{mode}.json", check=True)
         scores[mode] = json.loads((tmp_path / f"e{mode}.json").read_text())["metrics"]
     assert scores["--stream"]["accuracy"] == scores["--no-stream"]["accuracy"] == ms["accuracy"]
     assert scores["--stream"]["confusion_matrix"] == scores["--no-stream"]["confusion_matrix"]
@@ -128,9 +127,8 @@ def test_train_eval_and_bench_stream_a_folder_with_the_same_results(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "free.json").read_text())["metrics"]["accuracy"] == ms["accuracy"]
-    benched = invoke("bench", model, "--stream", "--no-isolate", "--seconds", "0.2", "--rounds", "2", "--batch-sizes",
-                     "1,4", "--json", tmp_path / "b.json")
-    assert benched.returncode == 0, benched.stderr
+    invoke("bench", model, "--stream", "--no-isolate", "--seconds", "0.2", "--rounds", "2", "--batch-sizes", "1,4",
+           "--json", tmp_path / "b.json", check=True)
     bench_row = json.loads((tmp_path / "b.json").read_text())["variants"][0]
     assert bench_row["metrics"]["accuracy"] == ms["accuracy"]
 

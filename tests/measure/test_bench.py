@@ -50,8 +50,7 @@ def test_bench_of_a_fixed_batch_model_reports_what_it_can_run(full_run, tmp_path
     path = tmp_path / "model.b4.onnx"
     export_onnx(load_source(full_run), path, batch=4)
     shutil.copy(full_run / "config.json", tmp_path / "config.json")
-    proc = invoke("bench", path, "--batch-sizes", "1,4", "--iters", "3", "--json", tmp_path / "b.json")
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("bench", path, "--batch-sizes", "1,4", "--iters", "3", "--json", tmp_path / "b.json", check=True)
     variant = json.loads((tmp_path / "b.json").read_text())["variants"][0]
     assert variant["latency_ms"] == {} and list(variant["throughput"]) == ["4"]  # batch 1 cannot run on it
     assert variant["metrics"]["accuracy"] > 0.5 and "recommended" not in proc.stdout

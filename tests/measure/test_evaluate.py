@@ -21,8 +21,7 @@ def test_eval_gives_the_same_suite_for_every_variant(full_run, tmp_path):
     for name, (fmt, precision) in RUN_VARIANTS.items():
         out = tmp_path / f"{Path(name).name}.json"
         run = run_cli if name == "model.onnx" else invoke  # one real process; the other variants in-process
-        proc = run("eval", full_run / name, "--json", out)
-        assert proc.returncode == 0, proc.stderr
+        proc = run("eval", full_run / name, "--json", out, check=True)
         assert "per class" in proc.stdout and "confusion matrix" in proc.stdout and "ECE" in proc.stdout
         result = json.loads(out.read_text())
         assert (result["format"], result["precision"], result["provider"]) == (fmt, precision, "cpu")
@@ -49,7 +48,7 @@ def test_a_foreign_onnx_file_needs_the_missing_facts(full_run, tmp_path):
     spec = load_model(full_run / "model.onnx").spec
     flags = ["--labels", ",".join(spec.labels), "--mean", str(spec.mean[0]), "--std", str(spec.std[0]),
              "--input-shape", "1,32,32", "--data", "digits", "--json", tmp_path / "f.json"]
-    assert invoke("eval", foreign, *flags).returncode == 0
+    invoke("eval", foreign, *flags, check=True)
     own = run_cli("eval", full_run / "model.onnx", "--json", tmp_path / "o.json", check=True)
     assert own.returncode == 0
     assert json.loads((tmp_path / "f.json").read_text())["metrics"]["accuracy"] == \

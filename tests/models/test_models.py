@@ -109,8 +109,7 @@ def test_models_and_summary_commands(tmp_path):
     for name in EXPECTED:
         assert name in proc.stdout
     assert "416.52K" in proc.stdout  # lenet5's MACs
-    proc = invoke("summary", "lenet5")
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("summary", "lenet5", check=True)
     assert "features.0" in proc.stdout and "6x28x28" in proc.stdout and "61,706" in proc.stdout
     assert "416,520" in proc.stdout
     assert_user_error(invoke("summary", "nonet"), "unknown model 'nonet'")

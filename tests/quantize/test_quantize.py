@@ -158,8 +158,7 @@ def test_accuracy_aware_mode_returns_sensitive_nodes_to_float_and_meets_the_budg
         if node.name in result.float_nodes:  # really left in float: no dequantised input
             assert all(producer.get(i) != "DequantizeLinear" for i in node.input), node.name
     # the CLI says which nodes stayed float
-    proc = invoke("quantize", model, "--method", "int8-static", "--max-accuracy-drop", "0.5")
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("quantize", model, "--method", "int8-static", "--max-accuracy-drop", "0.5", check=True)
     assert "in float to stay within the budget" in proc.stdout and result.float_nodes[0] in proc.stdout
 
 
@@ -195,8 +194,7 @@ def test_cli_quantises_a_run_directory_and_records_quantize_json(exported, tmp_p
     assert entry["data"]["calib_images"] == 64 and entry["data"]["name"] == "digits"
     assert entry["host"]["int8_default"]["activation_type"] == default_flavour(host_cpu()).activation_type
     # re-running one method replaces only its own entry
-    proc = invoke("quantize", model, "-m", "fp16", "--json")
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("quantize", model, "-m", "fp16", "--json", check=True)
     assert json.loads(proc.stdout)["results"][0]["method"] == "fp16"
     assert sorted(json.loads((tmp_path / "run" / "quantize.json").read_text())["models"]) == \
         ["model.fp16.onnx", "model.int8-dynamic.onnx", "model.int8.onnx"]

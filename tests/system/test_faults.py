@@ -145,20 +145,20 @@ def run(trained, tmp_path_factory) -> Path:
     """A copy of a trained lenet5 run with its ONNX export: the tests here write into it."""
     target = tmp_path_factory.mktemp("faults") / "run"
     shutil.copytree(trained("lenet5", epochs=1), target)
-    assert invoke("export", target, "--format", "onnx").returncode == 0
+    invoke("export", target, "--format", "onnx", check=True)
     return target
 
 
 @pytest.mark.parametrize("fmt, name", [("onnx", "model.onnx"), ("torchscript", "model.pt")])
 def test_a_full_disk_during_export_is_one_line_and_keeps_the_previous_file(run, fmt, name):
-    assert invoke("export", run, "--format", fmt).returncode == 0
+    invoke("export", run, "--format", fmt, check=True)
     before = _digest(run / name)
     assert_user_error(_cli("export", run, "--format", fmt, limited=True), "cannot write", "File too large")
     assert _digest(run / name) == before and not _temps(run)
 
 
 def test_a_full_disk_during_quantisation_is_one_line_and_keeps_the_previous_file(run):
-    assert invoke("quantize", run / "model.onnx", "--method", "int8-static").returncode == 0
+    invoke("quantize", run / "model.onnx", "--method", "int8-static", check=True)
     before = _digest(run / "model.int8.onnx")
     assert_user_error(_cli("quantize", run / "model.onnx", "--method", "int8-static", limited=True),
                       "File too large")
@@ -174,7 +174,7 @@ def test_a_full_disk_during_training_keeps_the_last_good_checkpoint(tmp_path):
     assert_user_error(_cli("train", "--resume", out, limited=True), "cannot write checkpoint", "File too large")
     assert _digest(last) == before and not _temps(out)
     assert assert_complete(out) > 0
-    assert invoke("train", "--resume", out).returncode == 0
+    invoke("train", "--resume", out, check=True)
     assert len((out / "history.csv").read_text().splitlines()) == 4
 
 

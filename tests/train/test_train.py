@@ -159,8 +159,8 @@ def test_lr_sweep_trains_one_sub_run_per_value(tmp_path):
     assert (tmp_path / "sw" / "lr-0.01" / "metrics.json").is_file()
     assert (tmp_path / "sw" / "lr-0.001" / "metrics.json").is_file()
     assert "learning-rate sweep" in proc.stdout
-    again = invoke("train", "--model", "mlp", "--epochs", "1", "--lr", "0.01,0.001", "--out", tmp_path / "sw")
-    assert again.returncode == 0, again.stderr
+    again = invoke("train", "--model", "mlp", "--epochs", "1", "--lr", "0.01,0.001", "--out", tmp_path / "sw",
+                   check=True)
     assert "nothing to do" in again.stdout  # finished sub-runs are reused, not retrained
     other = invoke("train", "--model", "mlp", "--epochs", "2", "--lr", "0.01,0.001", "--out", tmp_path / "sw")
     assert_user_error(other, "was trained with other settings")
@@ -171,16 +171,15 @@ def test_vgg16_transfer_trains_only_the_new_head(tmp_path):
     features = make_layers(cfgs["D"]).state_dict()
     torch.save({f"features.{k}": v for k, v in features.items()}, tmp_path / "vgg16.pth")
     root = make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=10)
-    trained_run = invoke("train", "--data", f"folder:{root}", "--model", "vgg16-transfer", "--weights",
-                         tmp_path / "vgg16.pth", "--epochs", "1", "--batch-size", "4", "--out", tmp_path / "run")
-    assert trained_run.returncode == 0, trained_run.stderr
+    invoke("train", "--data", f"folder:{root}", "--model", "vgg16-transfer", "--weights", tmp_path / "vgg16.pth",
+           "--epochs", "1", "--batch-size", "4", "--out", tmp_path / "run", check=True)
     state = torch.load(tmp_path / "vgg16.pth", weights_only=True)
     trained = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
     assert torch.equal(trained["features.0.weight"], state["features.0.weight"])
     assert torch.equal(trained["features.28.weight"], state["features.28.weight"])
     # resume rebuilds the model from the checkpoint, not from the weights file
     (tmp_path / "vgg16.pth").unlink()
-    assert invoke("train", "--resume", tmp_path / "run").returncode == 0
+    invoke("train", "--resume", tmp_path / "run", check=True)
 
 
 def test_bad_checkpoints_are_refused_before_anything_runs(mlp_run, tmp_path):
@@ -227,8 +226,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, mlp_run):
 
 def test_overwrite_replaces_only_edgecv_run_directories(tmp_path):
     run = tmp_path / "run"
-    assert invoke("train", "--model", "mlp", "--epochs", "1", "--out", run).returncode == 0
-    assert invoke("train", "--model", "mlp", "--epochs", "2", "--out", run, "--overwrite").returncode == 0
+    invoke("train", "--model", "mlp", "--epochs", "1", "--out", run, check=True)
+    invoke("train", "--model", "mlp", "--epochs", "2", "--out", run, "--overwrite", check=True)
     assert len(read_history(run / "history.csv")) == 2
     precious = tmp_path / "precious"
     precious.mkdir()
@@ -269,8 +268,8 @@ def test_ctrl_c_keeps_finished_epochs_and_says_how_to_resume(tmp_path):
 
 def test_names_with_brackets_are_printed_verbatim(tmp_path):
     root = make_image_folder(tmp_path / "[imgs]", classes=("[cat]", "dog"), per_class=10)
-    proc = invoke("train", "--data", f"folder:{root}", "--model", "mlp", "--epochs", "1", "--out", tmp_path / "r")
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("train", "--data", f"folder:{root}", "--model", "mlp", "--epochs", "1", "--out", tmp_path / "r",
+                  check=True)
     assert "[cat]" in proc.stdout and "[imgs]" in proc.stdout
     assert_user_error(invoke("train", "--data", f"folder:{tmp_path / '[missing]'}"), "[missing]")
 
@@ -280,9 +279,8 @@ def test_mnist_format_files_train_end_to_end_and_resume_from_elsewhere(tmp_path,
 
     make_mnist_like(tmp_path / "data", "MNIST", n_train=60, n_test=20)
     monkeypatch.chdir(tmp_path)
-    proc = invoke("train", "--data", "mnist", "--data-root", "data", "--model", "cnn-tiny", "--epochs", "2",
-                  "--batch-size", "16", "--out", "run")
-    assert proc.returncode == 0, proc.stderr
+    invoke("train", "--data", "mnist", "--data-root", "data", "--model", "cnn-tiny", "--epochs", "2",
+                  "--batch-size", "16", "--out", "run", check=True)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data_root"] == str(tmp_path / "data")  # stored absolute
     assert json.loads((tmp_path / "run" / "spec.json").read_text())["input_shape"] == [1, 28, 28]
@@ -291,7 +289,6 @@ def test_mnist_format_files_train_end_to_end_and_resume_from_elsewhere(tmp_path,
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    proc = invoke("train", "--resume", tmp_path / "run")
-    assert proc.returncode == 0, proc.stderr
+    invoke("train", "--resume", tmp_path / "run", check=True)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
     assert [r["epoch"] for r in read_history(tmp_path / "run" / "history.csv")] == [1, 2]

@@ -69,8 +69,7 @@ def test_constraints_pick_the_best_row_or_name_the_closest(study):
     assert f"{len(meeting)} of 12 rows meet" in answer["text"] and "answer: best under" in stdout
     # a second run with impossible constraints redoes no stage and says which row comes closest
     proc = invoke("pipeline", "--model", "mlp,cnn-tiny", *STUDY_ARGS, "--out", folder, "--max-size-mb", "0.001",
-                  "--min-accuracy", "100")  # in this process: the study itself ran in one of its own
-    assert proc.returncode == 0, proc.stderr
+                  "--min-accuracy", "100", check=True)  # in this process: the study itself ran in one of its own
     assert proc.stdout.count("current, skipped") == 10
     answer = json.loads((folder / "study.json").read_text())["answer"]
     assert not answer["met"] and "size" in answer["misses"] and "no row meets" in proc.stdout
