@@ -37,7 +37,9 @@ def set_deterministic(enabled: bool, device: torch.device) -> None:
     """Deterministic kernels (and no cuDNN autotuning) when asked; autotuning otherwise on CUDA."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled, warn_only=False)
+    if enabled != torch.are_deterministic_algorithms_enabled() or torch.is_deterministic_algorithms_warn_only_enabled():
+        # setting it imports torch's compiler stack (about 4 s of start-up): only when it changes
+        torch.use_deterministic_algorithms(enabled, warn_only=False)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not enabled
         torch.backends.cudnn.deterministic = enabled
