@@ -94,6 +94,9 @@ def quantize_cmd(
                                         "return the most sensitive nodes to float until it holds."),
     max_float_nodes: int = typer.Option(None, "--max-float-nodes",
                                         help="Most nodes the budget may return to float [default: no limit]."),
+    speed_batch: int = typer.Option(64, "--speed-batch",
+                                    help="Batch size at which each file is timed against fp32 on this CPU; 1 checks "
+                                         "single-image latency [default: 64, or a fixed-batch model's own]."),
     out_dir: Path = typer.Option(None, "--out", "-o", help="Output folder [default: next to the input]."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -113,7 +116,7 @@ def quantize_cmd(
             methods=parse_methods(method), data=data, data_root=str(data_root) if data_root else None,
             calib_size=calib_size, calib_method=calib_method, per_channel=per_channel,
             activation_type=activation_type, weight_type=weight_type, reduce_range=reduce_range,
-            max_accuracy_drop=max_drop, max_float_nodes=max_float_nodes, out_dir=out_dir,
+            max_accuracy_drop=max_drop, max_float_nodes=max_float_nodes, speed_batch=speed_batch, out_dir=out_dir,
         )
         options.validate()
         path = resolve_model(model)

@@ -167,8 +167,9 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
                 continue
             report.results.append(result)
     if report.results and options.speed_check:
-        progress("timing every file against fp32 at batch 64")
-        check_speed(job.load, job.spec.input_shape, job.fixed_batch, path, report.results)
+        batch = job.fixed_batch or options.speed_batch
+        progress(f"timing every file against fp32 at batch {batch}")
+        check_speed(job.load, job.spec.input_shape, batch, path, report.results)
     if report.results:
         _record(out_dir, report)
     if report.failures:

@@ -1,5 +1,6 @@
-"""Does a quantised file pay on this host? Each file timed against its fp32 source at batch 64 in interleaved
-rounds; one slower beyond noise gets a note saying the method does not pay for this model on this CPU."""
+"""Does a quantised file pay on this host? Each file timed against its fp32 source in interleaved rounds at one
+batch size (64 unless asked otherwise); one slower beyond noise gets a note saying the method does not pay for
+this model on this CPU."""
 
 from __future__ import annotations
 
@@ -13,15 +14,12 @@ from edgecv.core import stats
 from edgecv.measure.timing import measure
 from edgecv.measure.types import BenchOptions
 
-SPEED_BATCH = 64
 
-
-def check_speed(load: Callable[[Path], Any], input_shape: Sequence[int], fixed_batch: int | None, source: Path,
+def check_speed(load: Callable[[Path], Any], input_shape: Sequence[int], batch: int, source: Path,
                 results: list[Any], seconds: float = 0.3) -> None:
-    """Fill each result's ``speed`` (images/s against fp32 at batch 64, or the model's fixed batch) and add the
-    note when the file is slower than fp32 beyond noise. ``load`` opens a model file with the job's spec."""
+    """Fill each result's ``speed`` (images/s against fp32 at ``batch``) and add the note when the file is slower
+    than fp32 beyond noise. ``load`` opens a model file with the job's spec."""
 
-    batch = fixed_batch or SPEED_BATCH
     loaded = [load(source)] + [load(Path(r.file)) for r in results]
     raw = np.random.default_rng(0).integers(0, 256, (batch, *input_shape), dtype=np.uint8)  # speed only
     timed = measure(loaded, raw, BenchOptions(batch_sizes=(batch,), warmup=1, seconds=seconds, rounds=5,

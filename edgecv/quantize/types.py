@@ -50,7 +50,8 @@ class QuantizeOptions:
     max_accuracy_drop: float | None = None  # percentage points of validation accuracy against fp32
     max_float_nodes: int | None = None  # most nodes the accuracy-aware mode may return to float
     out_dir: Path | None = None  # default: next to the input
-    speed_check: bool = True  # time each file against fp32 at batch 64 and say when one does not pay
+    speed_check: bool = True  # time each file against fp32 and say when one does not pay
+    speed_batch: int = 64  # the batch size the speed check times (a fixed-batch model: its own)
 
     def validate(self) -> None:
         bad = [x for x in self.methods if x not in METHODS]
@@ -65,6 +66,8 @@ class QuantizeOptions:
             raise EdgecvError(f"--calib-size must be at least 1 (calibration needs images), got {self.calib_size}")
         if self.max_accuracy_drop is not None and not self.max_accuracy_drop >= 0:
             raise EdgecvError(f"--max-accuracy-drop takes percentage points >= 0, got {self.max_accuracy_drop}")
+        if self.speed_batch < 1:
+            raise EdgecvError(f"--speed-batch must be at least 1, got {self.speed_batch}")
         if self.max_float_nodes is not None and self.max_float_nodes < 0:
             raise EdgecvError(f"--max-float-nodes must be >= 0, got {self.max_float_nodes}")
 
@@ -86,7 +89,7 @@ class MethodResult:
     sensitivity: list[dict[str, Any]] = field(default_factory=list)  # nodes by logit error when quantised alone
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    speed: dict[str, Any] = field(default_factory=dict)  # images/s against fp32 at batch 64 on this host (speed.py)
+    speed: dict[str, Any] = field(default_factory=dict)  # images/s against fp32 at speed_batch on this host (speed.py)
 
 
 @dataclass
