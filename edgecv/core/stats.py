@@ -30,16 +30,44 @@ def percentile_intervals(rounds: Sequence[np.ndarray], qs: Sequence[int] = PERCE
     parts = [np.asarray(r, dtype=np.float64) for r in rounds if len(r)]
     if not parts:
         raise ValueError("no timed calls")
-    pooled = np.concatenate(parts)
-    est = np.percentile(pooled, qs)
-    rng = np.random.default_rng(seed)
-    draws = np.empty((n_boot, len(qs)))
-    for i in range(n_boot):
-        pick = rng.integers(0, len(parts), len(parts))
-        draws[i] = np.percentile(np.concatenate([parts[j] for j in pick]), qs)
+    est = np.percentile(np.concatenate(parts), qs)
+    picks = np.random.default_rng(seed).integers(0, len(parts), (n_boot, len(parts)))
+    draws = _resampled_percentiles(parts, picks, qs)
     lo, hi = np.percentile(draws, _tails(), axis=0)
     return {f"p{q}": (float(e), float(min(e, a)), float(max(e, b))) for q, e, a, b in zip(qs, est, lo, hi,
                                                                                           strict=True)}
+
+
+def _resampled_percentiles(parts: list[np.ndarray], picks: np.ndarray, qs: Sequence[int]) -> np.ndarray:
+    """``np.percentile(np.concatenate([parts[j] for j in row]), qs)`` for every row of ``picks``, without building
+    the resamples: the pooled calls are sorted once, and each resample's order statistics are found by binary
+    search on how many of its calls lie at or below a position (the times each round was drawn, weighting each
+    round's share of the sorted calls), then interpolated linearly as numpy's default does."""
+    values = np.concatenate(parts)
+    order = np.argsort(values, kind="stable")
+    values = values[order]
+    owner = np.repeat(np.arange(len(parts)), [len(p) for p in parts])[order]
+    # share[i, j]: how many of round j's calls are among the i + 1 smallest
+    share = np.cumsum(owner[:, None] == np.arange(len(parts)), axis=0)
+    drawn = (picks[:, :, None] == np.arange(len(parts))).sum(axis=1)  # times each round was drawn
+    n = drawn @ share[-1]
+
+    def order_statistic(rank: np.ndarray) -> np.ndarray:
+        lo, hi = np.zeros(len(rank), np.int64), np.full(len(rank), len(values) - 1)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            right = (drawn * share[mid]).sum(axis=1) <= rank
+            lo, hi = np.where(right, mid + 1, lo), np.where(right, hi, mid)
+        return values[lo]
+
+    draws = np.empty((len(picks), len(qs)))
+    for j, q in enumerate(qs):
+        h = (n - 1) * (q / 100)
+        k = np.floor(h).astype(np.int64)
+        below, above, t = order_statistic(k), order_statistic(np.minimum(k + 1, n - 1)), h - k
+        # as numpy's _lerp: from the lower end below t = 0.5 and from the upper end above, so results match
+        draws[:, j] = np.where(t >= 0.5, above - (above - below) * (1 - t), below + (above - below) * t)
+    return draws
 
 
 @dataclass
