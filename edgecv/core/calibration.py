@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.metrics import calibration, softmax
+from edgecv.core.metrics import calibration
+from edgecv.core.outputs import softmax
 
 # log T: T from 1/4 to 4. A validation split with no mistakes has no NLL minimum (T -> 0 makes every score
 # 1.0); the bound keeps such a fit to at most 4x sharper or flatter scores, and `at_bound` says so.

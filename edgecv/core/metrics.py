@@ -74,14 +74,6 @@ def agreement(probs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
             "max_prob_diff": float(np.abs(probs - reference).max())}
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64, stable for large logits."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def classification_metrics(
     y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]
 ) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgecv.core.errors import DataError, EdgecvError, ModelError
-from edgecv.core.metrics import classification_metrics, softmax
+from edgecv.core.metrics import classification_metrics
+from edgecv.core.outputs import softmax
 from edgecv.core.preprocess import to_model_input
 from edgecv.core.spec import ModelSpec
 from edgecv.data.folder import refuse_bad

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgecv.core.errors import MissingSpecError, ModelError
 from edgecv.core.imageio import MAX_PIXELS, open_image, ready_pixels, to_pixels
-from edgecv.core.metrics import softmax
+from edgecv.core.outputs import softmax
 from edgecv.core.preprocess import input_table, normalise, normalise_into
 from edgecv.core.spec import ModelSpec, spec_from_facts
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for

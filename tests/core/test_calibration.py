@@ -11,7 +11,7 @@ import torch
 from conftest import invoke
 
 from edgecv.core.calibration import fit_temperature, nll, uncalibrated
-from edgecv.core.metrics import softmax
+from edgecv.core.outputs import softmax
 from edgecv.data import load_dataset
 from edgecv.runtimes import load_model
 

@@ -8,7 +8,8 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from edgecv.core.metrics import agreement, calibration, classification_metrics, macro_scores, softmax
+from edgecv.core.metrics import agreement, calibration, classification_metrics, macro_scores
+from edgecv.core.outputs import softmax
 
 
 def test_metrics_match_a_hand_computed_case():

@@ -244,6 +244,7 @@ def test_the_predictor_imports_and_runs_without_torch(model, digits, tmp_path):
         f"p = Predictor({str(model)!r})\n"
         f"print(p.predict({str(path)!r}).label)\n"
         "assert 'torch' not in sys.modules and 'onnx' not in sys.modules\n"
+        "assert 'sklearn' not in sys.modules and 'scipy' not in sys.modules  # an app's start-up\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
