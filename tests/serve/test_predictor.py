@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -158,6 +160,16 @@ def test_lookup_and_arithmetic_normalisation_give_the_same_bits():
         assert np.allclose(batch, expected, atol=1e-5)
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG file that declares ``width`` x ``height`` 1-bit pixels but holds one empty data chunk: what an
+    upload claiming a huge image sends before its pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
 def test_bad_images_raise_typed_errors_before_decoding(model, digits, tmp_path):
     predictor = Predictor(model, max_pixels=10_000)
     png = io.BytesIO()
@@ -173,10 +185,8 @@ def test_bad_images_raise_typed_errors_before_decoding(model, digits, tmp_path):
         with pytest.raises(InvalidImageError, match=fragment):
             predictor.predict(image)
     # the cap is checked on the header: a 50,000 x 50,000 PNG header is refused without allocating its pixels
-    header = io.BytesIO()
-    Image.new("1", (50_000, 50_000)).save(header, format="PNG")
     with pytest.raises(InvalidImageError, match="over the [0-9,]+ pixel cap"):
-        Predictor(model).predict(header.getvalue())
+        Predictor(model).predict(_png_header(50_000, 50_000))
 
 
 def test_bad_models_raise_model_errors(model, tmp_path):
@@ -262,11 +272,11 @@ def test_cli_predict_table_json_and_keep_going(model, digits, tmp_path):
     local = Predictor(model)
     assert [r["label"] for r in rows] == [local.predict(folder / f"{i}.png").label for i in range(4)]
     assert len(rows[0]["topk"]) == 2
-    table = run_cli("predict", folder / "0.png", "--model", model, check=True)
+    table = invoke("predict", folder / "0.png", "--model", model, check=True)  # the same command, in-process
     assert "0.png" in table.stdout and "top 3" in table.stdout
     (folder / "broken.png").write_bytes(b"not a png")
     assert_user_error(invoke("predict", folder, "--model", model), "broken.png is not an image")
-    kept = run_cli("predict", folder, "--model", model, "--keep-going", "--json", check=True)
+    kept = invoke("predict", folder, "--model", model, "--keep-going", "--json", check=True)
     entries = json.loads(kept.stdout)
     assert len(entries) == 5 and "broken.png" in entries[-1]["file"] and "error" in entries[-1]
     assert "skipped:" in kept.stderr

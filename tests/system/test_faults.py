@@ -165,6 +165,7 @@ def test_a_full_disk_during_quantisation_is_one_line_and_keeps_the_previous_file
     assert _digest(run / "model.int8.onnx") == before and not _temps(run)
 
 
+@pytest.mark.slow  # make test-all: a training killed and resumed
 def test_a_full_disk_during_training_keeps_the_last_good_checkpoint(tmp_path):
     """Killed after its first checkpoint, a run resumed under a file-size limit fails at its next checkpoint
     with one line, leaving the first one whole; resumed without the limit, it finishes."""

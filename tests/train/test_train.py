@@ -249,6 +249,7 @@ def test_cli_basics():
         assert name in datasets
 
 
+@pytest.mark.slow  # make test-all: a training interrupted with Ctrl-C
 def test_ctrl_c_keeps_finished_epochs_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "edgecv", *_train_args(run)], env=cli_env(),
