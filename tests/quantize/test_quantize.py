@@ -279,6 +279,7 @@ def test_bad_input_is_one_line_with_exit_2_and_no_output(exported, tmp_path):
         ((good, "--calib-method", "mse"), "--calib-method must be one of"),
         ((good, "--activation-type", "int16"), "--activation-type must be uint8 or int8"),
         ((good, "--max-accuracy-drop", "-1"), "--max-accuracy-drop takes percentage points"),
+        ((good, "--speed-batch", "0"), "--speed-batch must be at least 1"),
         ((good, "--data", "nope"), "nope"),
     ]
     before = sorted(p.name for p in good.parent.iterdir())
