@@ -96,7 +96,7 @@ def quantize_cmd(
                                         help="Most nodes the budget may return to float [default: no limit]."),
     speed_batch: int = typer.Option(64, "--speed-batch",
                                     help="Batch size at which each file is timed against fp32 on this CPU; 1 checks "
-                                         "single-image latency [default: 64, or a fixed-batch model's own]."),
+                                         "single-image latency. A fixed-batch model is timed at its own."),
     out_dir: Path = typer.Option(None, "--out", "-o", help="Output folder [default: next to the input]."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
