@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -138,6 +139,17 @@ def make_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int 
             noise = rng.integers(0, 50, size=base.shape, dtype=np.uint8)
             Image.fromarray(base + noise).convert(mode).save(folder / f"{name}_{i}.png")
     return root
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` pixels and whose data is a few bytes: what an upload
+    claiming a huge image sends before its pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
+        chunk(b"IEND", b"")
 
 
 @pytest.fixture

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from conftest import BLOCK_TORCH, ROOT, assert_user_error, cli_env, invoke, run_cli
+from conftest import BLOCK_TORCH, ROOT, assert_user_error, cli_env, invoke, png_header_only, run_cli
 from PIL import Image
 
 from edgecv import InvalidImageError, ModelError, Prediction, Predictor
@@ -160,16 +158,6 @@ def test_lookup_and_arithmetic_normalisation_give_the_same_bits():
         assert np.allclose(batch, expected, atol=1e-5)
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG file that declares ``width`` x ``height`` 1-bit pixels but holds one empty data chunk: what an
-    upload claiming a huge image sends before its pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
 def test_bad_images_raise_typed_errors_before_decoding(model, digits, tmp_path):
     predictor = Predictor(model, max_pixels=10_000)
     png = io.BytesIO()
@@ -186,7 +174,7 @@ def test_bad_images_raise_typed_errors_before_decoding(model, digits, tmp_path):
             predictor.predict(image)
     # the cap is checked on the header: a 50,000 x 50,000 PNG header is refused without allocating its pixels
     with pytest.raises(InvalidImageError, match="over the [0-9,]+ pixel cap"):
-        Predictor(model).predict(_png_header(50_000, 50_000))
+        Predictor(model).predict(png_header_only(50_000, 50_000))
 
 
 def test_bad_models_raise_model_errors(model, tmp_path):

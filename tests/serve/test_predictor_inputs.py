@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import FUZZ
+from conftest import FUZZ, png_header_only
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -101,25 +101,12 @@ def test_predict_batch_with_mixed_garbage_names_the_bad_item(predictor, items, t
     assert len(results) == len(items)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header declares ``width`` x ``height`` pixels and whose data is a few bytes."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        chunk(b"IEND", b"")
-
-
 def test_an_image_declaring_huge_dimensions_is_refused_before_decoding(predictor):
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(InvalidImageError, match="pixel cap"):
-        predictor.predict(_png_header_only(60_000, 60_000))  # 3.6 gigapixels declared in 100 bytes
+        predictor.predict(png_header_only(60_000, 60_000))  # 3.6 gigapixels declared in 100 bytes
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing was decoded
 
 
