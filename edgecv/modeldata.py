@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecv.core.errors import DataError, MissingSpecError, ModelError
-from edgecv.core.spec import COLORS, ModelSpec
+from edgecv.core.spec import COLORS, Framing, ModelSpec
 from edgecv.data import load_dataset
 from edgecv.rundir import RunDir
 
@@ -55,11 +55,11 @@ def keeps_going(model_path: Path) -> bool:
 
 
 def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, int],
-                keep_going: bool = False, stream: bool | None = None) -> Any:
-    """The data set at the model's input size and colour. A folder that streams is decoded ahead only with
-    ``keep_going``: its unreadable files must be left out before the split is carved, as in training, or
-    the test split would differ from the one the model was trained beside; otherwise they show (and stop
-    the work) as the folder is read."""
+                keep_going: bool = False, stream: bool | None = None, framing: Framing = Framing()) -> Any:
+    """The data set at the model's input size and colour, framed as the model's spec says. A folder that streams
+    is decoded ahead only with ``keep_going``: its unreadable files must be left out before the split is carved,
+    as in training, or the test split would differ from the one the model was trained beside; otherwise they
+    show (and stop the work) as the folder is read."""
 
     c, h, w = input_shape
     if h != w:
@@ -70,7 +70,7 @@ def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, i
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_dataset(name, h, color=color, data_root=data_root, keep_going=keep_going, stream=stream,
-                            check=keep_going)
+                            check=keep_going, framing=framing)
 
 
 def check_labels(bundle: Any, spec: ModelSpec) -> None:

@@ -39,7 +39,7 @@ def explain_cmd(
         explain.pick_layer(model, layer)  # a bad --layer fails before any work
         truth = None
         if image:
-            pixels = np.stack([to_pixels(open_image(p, str(p)), spec.color, spec.size, spec.interpolation, str(p))
+            pixels = np.stack([to_pixels(open_image(p, str(p)), spec.color, spec.size, spec.framing, str(p))
                                for p in image])
         else:
             pixels, truth = _test_images(ckpt, spec, samples, str(data_root) if data_root else None)
@@ -69,7 +69,7 @@ def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
     from edgecv.modeldata import data_source, keeps_going, load_bundle
 
     name, root = data_source(ckpt, spec, None, data_root)
-    test = load_bundle(name, root, spec.input_shape, keeps_going(ckpt)).test
+    test = load_bundle(name, root, spec.input_shape, keeps_going(ckpt), framing=spec.framing).test
     pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(count, len(test)), replace=False))
     return test.take(pick), test.y[pick]
 

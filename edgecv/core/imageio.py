@@ -2,7 +2,8 @@
 so an app sees exactly the pixels the model was trained on.
 
 Open lazily, refuse oversize or empty images before decoding pixels, apply the EXIF orientation, bring any
-Pillow mode to L or RGB, resize with the model's interpolation. Torch-free.
+Pillow mode to L or RGB, then resize (straight to the model's size, or the shorter side and a centre crop, as
+torchvision's evaluation transform does on a Pillow image) with the model's interpolation. Torch-free.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgecv.core.errors import InvalidImageError
-from edgecv.core.spec import COLORS
+from edgecv.core.spec import COLORS, Framing
 
 MAX_PIXELS = 50_000_000
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -74,10 +75,13 @@ def from_array(arr: np.ndarray, name: str = "image") -> Image.Image:
     raise InvalidImageError(f"{name}: arrays must be H×W or H×W×C with C in 1, 3, 4; got shape {arr.shape}")
 
 
-def ready_pixels(source: Any, color: str, size: tuple[int, int]) -> np.ndarray | None:
+def ready_pixels(source: Any, color: str, size: tuple[int, int], framing: Framing = Framing()) -> np.ndarray | None:
     """uint8 (C, H, W) pixels without Pillow for an array that is already at ``size`` (H, W) in ``color``
-    (H×W or H×W×1 for L, H×W×3 for RGB): exactly what :func:`to_pixels` would give. None for anything else."""
+    (H×W or H×W×1 for L, H×W×3 for RGB) and that ``framing`` leaves as it is: exactly what :func:`to_pixels`
+    would give. None for anything else."""
     if not isinstance(source, np.ndarray) or source.dtype != np.uint8 or source.shape[:2] != size:
+        return None
+    if framing.resize and framing.resize != min(size):
         return None
     if source.ndim == 2:
         return source[None] if color == "L" else None
@@ -86,18 +90,19 @@ def ready_pixels(source: Any, color: str, size: tuple[int, int]) -> np.ndarray |
     return None
 
 
-def to_pixels(img: Image.Image, color: str, size: tuple[int, int], interpolation: str = "bilinear",
+def to_pixels(img: Image.Image, color: str, size: tuple[int, int], framing: Framing = Framing(),
               name: str = "image") -> np.ndarray:
-    """Decode, orient, convert to ``color`` (L or RGB) and resize to ``size`` (H, W): uint8 (C, H, W)."""
+    """Decode, orient, convert to ``color`` (L or RGB) and bring to ``size`` (H, W) as ``framing`` says:
+    uint8 (C, H, W)."""
     try:
         with warnings.catch_warnings():  # damage shows as an error below or as odd pixels, never a warning
             warnings.simplefilter("ignore")
-            return _decode(img, color, size, interpolation, name)
+            return _decode(img, color, size, framing, name)
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImageError(f"{name} cannot be decoded (truncated or corrupt?): {exc}") from None
 
 
-def _decode(img: Image.Image, color: str, size: tuple[int, int], interpolation: str, name: str) -> np.ndarray:
+def _decode(img: Image.Image, color: str, size: tuple[int, int], framing: Framing, name: str) -> np.ndarray:
     """Orient, bring to ``color`` and ``size``; Pillow decodes lazily, so damage surfaces here."""
     if img.format and img.getexif().get(0x0112, 1) != 1:  # decoded files only; arrays have no EXIF
         img = ImageOps.exif_transpose(img)
@@ -113,8 +118,23 @@ def _decode(img: Image.Image, color: str, size: tuple[int, int], interpolation: 
         except ValueError:
             raise InvalidImageError(f"{name} is in Pillow mode {img.mode}, which Pillow cannot convert to "
                                     f"{color}") from None
-    h, w = size
-    if img.size != (w, h):
-        img = img.resize((w, h), RESAMPLE.get(interpolation, Image.Resampling.BILINEAR))
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.asarray(frame(img, size, framing), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def frame(img: Image.Image, size: tuple[int, int], framing: Framing) -> Image.Image:
+    """``img`` at ``size`` (H, W): resized straight to it, or (``framing.resize`` > 0) its shorter side resized
+    to ``resize``, the longer in proportion (rounded down), and the centre cropped, as torchvision's ``Resize``
+    and ``CenterCrop`` do to a Pillow image."""
+    h, w = size
+    resample = RESAMPLE[framing.interpolation]
+    if not framing.resize:
+        return img if img.size == (w, h) else img.resize((w, h), resample)
+    width, height = img.size
+    short, long = min(width, height), max(width, height)
+    new_short, new_long = framing.resize, int(framing.resize * long / short)
+    new_size = (new_short, new_long) if width <= height else (new_long, new_short)
+    if new_size != img.size:
+        img = img.resize(new_size, resample)
+    top, left = int(round((new_size[1] - h) / 2.0)), int(round((new_size[0] - w) / 2.0))
+    return img.crop((left, top, left + w, top + h))

@@ -32,9 +32,11 @@ def input_table(spec: ModelSpec) -> np.ndarray | None:
 
 
 def normalise(images: np.ndarray, spec: ModelSpec, table: np.ndarray | None) -> np.ndarray:
-    """uint8 (N, C, H, W) images already checked against the spec -> the model's input (no shape checks).
-    Small inputs go through ``table``; batches through the same float32 arithmetic, which gives the same
-    bits faster."""
+    """uint8 (N, C, H, W) RGB or L images already checked against the spec -> the model's input (no shape
+    checks), channels reversed first for a BGR network. Small inputs go through ``table``; batches through the
+    same float32 arithmetic, which gives the same bits faster."""
+    if spec.channel_order == "bgr":
+        images = images[:, ::-1]
     if table is None:
         x = images
     elif images.size > _LOOKUP_UP_TO:
@@ -56,10 +58,12 @@ def normalise_into(pixels: np.ndarray, spec: ModelSpec, table: np.ndarray | None
     """One uint8 (C, H, W) image already checked against the spec, written as the model's input into
     ``out`` (shape (1, ...) in the spec's layout and dtype): what :func:`normalise` gives, without allocating."""
     if table is not None and spec.layout == "NCHW":
+        rows = pixels[::-1] if spec.channel_order == "bgr" else pixels
         for c in range(len(table)):
-            table[c].take(pixels[c], out=out[0, c])
+            table[c].take(rows[c], out=out[0, c])
     elif table is None:
-        out[0] = pixels.transpose(1, 2, 0) if spec.layout == "NHWC" else pixels
+        rows = pixels[::-1] if spec.channel_order == "bgr" else pixels
+        out[0] = rows.transpose(1, 2, 0) if spec.layout == "NHWC" else rows
     else:
         out[0] = normalise(pixels[None], spec, table)[0]
 

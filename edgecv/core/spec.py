@@ -15,15 +15,41 @@ from edgecv.core.errors import MissingSpecError, ModelError
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
 COLORS = {"L": 1, "RGB": 3}
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")  # Pillow's resampling filters, by torchvision's names
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a decoded image is brought to the model's H×W: resized straight to it (``resize`` 0, as edgecv's own
+    models are trained), or its shorter side resized to ``resize`` and the centre H×W cropped (torchvision's
+    and timm's evaluation transform), with Pillow's ``interpolation`` filter either way."""
+
+    resize: int = 0
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ModelError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if self.resize < 0:
+            raise ModelError(f"resize must be 0 (straight to the input size) or a positive size, got {self.resize}")
+
+    def check_fits(self, size: tuple[int, int]) -> None:
+        """A crop of ``size`` (H, W) must fit inside the resized image."""
+        if self.resize and self.resize < max(size):
+            raise ModelError(f"resize {self.resize} is smaller than the {size[0]}x{size[1]} crop it must hold")
 
 
 @dataclass
 class ModelSpec:
     """Preprocessing and provenance facts that travel with a model.
 
-    A pixel ``p`` (0..255) reaches the network as ``(p * scale - mean[c]) / std[c]``, resized to
-    ``input_shape`` with ``interpolation`` after conversion to ``color``. The model's outputs are logits already
-    divided by ``temperature`` (fitted on the validation split), so their softmax is calibrated.
+    An image is converted to ``color``, then brought to ``input_shape``'s H×W with ``interpolation``: resized
+    straight to it when ``resize`` is 0, else its shorter side resized to ``resize`` and the centre cropped
+    (:class:`Framing`). ``channel_order`` "bgr" reverses an RGB image's channels for the network, and a pixel
+    ``p`` (0..255) of network channel ``c`` reaches it as ``(p * scale - mean[c]) / std[c]``. The model's
+    outputs are logits already divided by ``temperature`` (fitted on the validation split), so their softmax
+    is calibrated. Spec files written before ``resize`` and ``channel_order`` existed read as 0 and "rgb".
     """
 
     labels: list[str]
@@ -35,6 +61,8 @@ class ModelSpec:
     dtype: str = "float32"
     scale: float = 1.0 / 255.0
     interpolation: str = "bilinear"  # Pillow resample used for the training data
+    resize: int = 0  # shorter side resized to this, then the centre cropped; 0: resized straight to H×W
+    channel_order: str = "rgb"  # "bgr": the network takes an RGB image's channels reversed
     temperature: float = 1.0  # the model file already divides its logits by this (see edgecv.core.calibration)
     arch: str = ""
     dataset: str = ""
@@ -48,6 +76,7 @@ class ModelSpec:
         self.mean = [float(v) for v in self.mean]
         self.std = [float(v) for v in self.std]
         self.temperature = float(self.temperature)
+        self.resize = int(self.resize)
         self.validate()
 
     @property
@@ -62,6 +91,10 @@ class ModelSpec:
     def size(self) -> tuple[int, int]:
         """(H, W)."""
         return self.input_shape[1], self.input_shape[2]
+
+    @property
+    def framing(self) -> Framing:
+        return Framing(self.resize, self.interpolation)
 
     def validate(self) -> None:
         """Raise :class:`ModelError` naming the first inconsistent field."""
@@ -87,6 +120,14 @@ class ModelSpec:
             raise ModelError(f"model spec layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.dtype not in DTYPES:
             raise ModelError(f"model spec dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ModelError(f"model spec channel_order must be rgb or bgr, got {self.channel_order!r}")
+        if self.channel_order == "bgr" and self.color != "RGB":
+            raise ModelError("model spec channel_order bgr needs color RGB")
+        try:
+            self.framing.check_fits(self.size)
+        except ModelError as exc:
+            raise ModelError(f"model spec {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgecv.core.errors import DataError
 from edgecv.core.registry import Registry
-from edgecv.core.spec import COLORS
+from edgecv.core.spec import COLORS, Framing
 from edgecv.data.base import DataBundle, DatasetInfo, Split, prepare
 from edgecv.data.digits import load_digits_raw
 from edgecv.data.folder import Listing, list_folder, load_folder_raw
@@ -56,6 +56,7 @@ def load_dataset(
     stream: bool | None = None,
     check: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    framing: Framing = Framing(),
 ) -> DataBundle:
     """Load data set ``name`` as train/val/test uint8 splits of size×size images in ``color``.
 
@@ -67,7 +68,8 @@ def load_dataset(
     A folder streams (its splits are :class:`~edgecv.data.stream.FolderSplit`) when ``stream`` is True, or
     when it is None and the folder would decode to more than ``EDGECV_RESIDENT_MB``; ``check`` then decodes
     it once ahead (unreadable files, training statistics), reporting ``progress(done, total)``. The built-in
-    data sets always stay in memory.
+    data sets always stay in memory. ``framing`` says how each image is brought to size×size (straight, or
+    the shorter side resized and the centre cropped), with which interpolation.
     """
     info, path = parse_data_name(name)
     root = path if path is not None else Path(data_root or DEFAULT_DATA_ROOT)
@@ -76,11 +78,11 @@ def load_dataset(
         listing = list_folder(path, color)
         if streams(listing, size, stream):
             return prepare_stream(canonical, listing, size, info.allow_flip, info.pad_mode, keep_going=keep_going,
-                                  check=check, progress=progress)
-        raw = load_folder_raw(path, size, color, keep_going, listing=listing)
+                                  check=check, progress=progress, framing=framing)
+        raw = load_folder_raw(path, size, color, keep_going, listing=listing, framing=framing)
     else:
         raw = info.load(data_root=root, download=download, size=size, color=color, keep_going=keep_going)
-    return prepare(canonical, raw, size, color, info.allow_flip, info.pad_mode)
+    return prepare(canonical, raw, size, color, info.allow_flip, info.pad_mode, framing)
 
 
 def streams(listing: Listing, size: int, stream: bool | None) -> bool:

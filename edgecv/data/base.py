@@ -15,11 +15,12 @@ import numpy as np
 from PIL import Image
 
 from edgecv.core.errors import DataError
+from edgecv.core.imageio import frame
+from edgecv.core.spec import Framing
 
 SPLIT_SEED = 0  # the data split never depends on the training seed, so runs stay comparable
 TEST_FRACTION = 0.2
 VAL_FRACTION = 0.1  # share of what remains after the test split
-INTERPOLATION = "bilinear"
 
 
 @dataclass
@@ -156,9 +157,10 @@ def _to_pil(img: np.ndarray) -> Image.Image:
 
 
 def to_nchw(images: np.ndarray, size: int, color: str, source_color: str,
-            indices: np.ndarray | None = None) -> np.ndarray:
+            indices: np.ndarray | None = None, framing: Framing = Framing()) -> np.ndarray:
     """Convert (N, H, W[, C]) uint8 images (those at ``indices``, default all) to ``color`` at size×size with
-    Pillow, as (n, C, size, size), filling the result directly: no whole-split temporary copies.
+    Pillow, as ``framing`` says, as (n, C, size, size), filling the result directly: no whole-split temporary
+    copies.
 
     Pillow does both steps so that apps that decode with Pillow see exactly the training pixels.
     """
@@ -168,7 +170,7 @@ def to_nchw(images: np.ndarray, size: int, color: str, source_color: str,
     pick = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
     channels = 3 if color == "RGB" else 1
     out = np.empty((len(pick), channels, size, size), dtype=np.uint8)
-    if (h, w) == (size, size) and color == source_color:
+    if (h, w) == (size, size) and color == source_color and framing.resize in (0, size):
         for start in range(0, len(pick), 1024):
             out[start:start + 1024] = images[pick[start:start + 1024]].transpose(0, 3, 1, 2)
         return out
@@ -176,9 +178,7 @@ def to_nchw(images: np.ndarray, size: int, color: str, source_color: str,
         pil = _to_pil(images[i])
         if pil.mode != color:
             pil = pil.convert(color)
-        if pil.size != (size, size):
-            pil = pil.resize((size, size), Image.Resampling.BILINEAR)
-        arr = np.asarray(pil)
+        arr = np.asarray(frame(pil, (size, size), framing))
         out[k] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return out
 
@@ -206,7 +206,8 @@ def channel_stats(x: np.ndarray, chunk: int = 1024) -> tuple[list[float], list[f
 
 
 def prepare(
-    name: str, raw: RawData, size: int, color: str | None, allow_flip: bool, pad_mode: str
+    name: str, raw: RawData, size: int, color: str | None, allow_flip: bool, pad_mode: str,
+    framing: Framing = Framing(),
 ) -> DataBundle:
     """Carve missing splits, convert colour, resize and compute the training mean/std."""
     if color not in (None, "L", "RGB"):
@@ -231,7 +232,7 @@ def prepare(
     for split_name, (sx, pick, sy) in labeled.items():  # type: ignore[misc]
         if len(sy) == 0:
             raise DataError(f"data set {name!r} has an empty {split_name} split")
-        splits[split_name] = Split(to_nchw(sx, size, target, raw.color, pick), np.asarray(sy, np.int64))
+        splits[split_name] = Split(to_nchw(sx, size, target, raw.color, pick, framing), np.asarray(sy, np.int64))
     mean, std = channel_stats(splits["train"].x)
     return DataBundle(
         name=name,

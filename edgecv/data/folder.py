@@ -15,6 +15,7 @@ from PIL import Image
 
 from edgecv.core.errors import DataError, InvalidImageError
 from edgecv.core.imageio import MAX_PIXELS, open_image, to_pixels
+from edgecv.core.spec import Framing
 from edgecv.data.base import RawData, few_names
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -71,20 +72,16 @@ def _open_checked(path: str) -> Image.Image:
         raise DataError(str(exc)) from None
 
 
-def decode_chw(path: str, size: int, color: str) -> np.ndarray:
+def decode_chw(path: str, size: int, color: str, framing: Framing = Framing()) -> np.ndarray:
     """One image as uint8 (C, size, size), decoded as the Predictor decodes, so training and serving see the
     same pixels."""
     try:
-        return to_pixels(_open_checked(path), color, (size, size), "bilinear", f"image {path}")
+        return to_pixels(_open_checked(path), color, (size, size), framing, f"image {path}")
     except InvalidImageError as exc:
         raise DataError(str(exc)) from None
 
 
-def _decode(path: str, size: int, color: str) -> np.ndarray:
-    return decode_chw(path, size, color).transpose(1, 2, 0)
-
-
-def _decode_all(samples: list[tuple[str, int]], size: int, color: str,
+def _decode_all(samples: list[tuple[str, int]], size: int, color: str, framing: Framing,
                 bad: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
     """Every readable image of ``samples``, decoded into one preallocated array; (path, reason) of each that
     cannot be read goes to ``bad``."""
@@ -92,7 +89,7 @@ def _decode_all(samples: list[tuple[str, int]], size: int, color: str,
     labels = []
     for path, label in samples:
         try:
-            x[len(labels)] = _decode(path, size, color)
+            x[len(labels)] = decode_chw(path, size, color, framing).transpose(1, 2, 0)
         except DataError as exc:
             bad.append((path, str(exc)))
             continue
@@ -153,13 +150,14 @@ def list_folder(root: Path, color: str | None = None) -> Listing:
 
 
 def load_folder_raw(data_root: Path, size: int, color: str | None = None, keep_going: bool = False,
-                    listing: Listing | None = None, **_: object) -> RawData:
-    """Decode every image once at ``size``×``size`` in ``color`` (auto: L if all images are grayscale).
+                    listing: Listing | None = None, framing: Framing = Framing(), **_: object) -> RawData:
+    """Decode every image once at ``size``×``size`` in ``color`` (auto: L if all images are grayscale), as
+    ``framing`` says.
     Unreadable images are all found first: they stop the load with their count and first names, or with
     ``keep_going`` they are left out and listed in ``skipped``."""
     listing = listing or list_folder(Path(data_root), color)
     bad: list[tuple[str, str]] = []
-    arrays = {name: _decode_all(list(zip(paths, labels, strict=True)), size, listing.color, bad)
+    arrays = {name: _decode_all(list(zip(paths, labels, strict=True)), size, listing.color, framing, bad)
               for name, (paths, labels) in listing.splits.items()}
     if bad and not keep_going:
         refuse_bad(f"in {listing.root}", bad, len(listing))

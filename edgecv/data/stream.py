@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from edgecv.core.errors import DataError
-from edgecv.core.spec import COLORS
+from edgecv.core.spec import COLORS, Framing
 from edgecv.data.base import TEST_FRACTION, VAL_FRACTION, DataBundle, pixel_sums, stats_from_sums, stratified_split
 from edgecv.data.folder import Listing, decode_chw, refuse_bad
 
@@ -64,10 +64,10 @@ class FolderSplit:
 
     streamed = True
 
-    def __init__(self, paths: np.ndarray, y: np.ndarray, size: int, color: str) -> None:
+    def __init__(self, paths: np.ndarray, y: np.ndarray, size: int, color: str, framing: Framing = Framing()) -> None:
         self.paths = np.asarray(paths, dtype=str)
         self.y = np.asarray(y, dtype=np.int64)
-        self.size, self.color = size, color
+        self.size, self.color, self.framing = size, color, framing
         self.bad: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
@@ -79,7 +79,7 @@ class FolderSplit:
 
     def decode(self, i: int) -> np.ndarray:
         """Image ``i`` as uint8 (C, H, W); DataError if it cannot be read."""
-        return decode_chw(str(self.paths[i]), self.size, self.color)
+        return decode_chw(str(self.paths[i]), self.size, self.color, self.framing)
 
     def _try(self, i: int) -> np.ndarray | str:
         try:
@@ -141,7 +141,7 @@ def _sums(split: FolderSplit, progress: Callable[[int], None], workers: int | No
 
 def prepare_stream(name: str, listing: Listing, size: int, allow_flip: bool, pad_mode: str, *,
                    keep_going: bool = False, check: bool = True, progress: Callable[[int, int], None] | None = None,
-                   workers: int | None = None) -> DataBundle:
+                   workers: int | None = None, framing: Framing = Framing()) -> DataBundle:
     """A folder as streamed splits, carved like a folder held in memory (:func:`edgecv.data.base.prepare`).
 
     ``check`` decodes every image once first, as training needs: unreadable files stop the load (or are left
@@ -161,7 +161,7 @@ def prepare_stream(name: str, listing: Listing, size: int, allow_flip: bool, pad
     sums: dict[str, np.ndarray] = {}
     bad: list[tuple[str, str]] = []
     for split_name, (paths, y) in listing.splits.items():
-        split = FolderSplit(paths, y, size, listing.color)
+        split = FolderSplit(paths, y, size, listing.color, framing)
         if check:
             part_sums = _sums(split, advance, workers)
             bad.extend(split.bad)
@@ -186,7 +186,7 @@ def prepare_stream(name: str, listing: Listing, size: int, allow_flip: bool, pad
             paths, sy = labeled[split_name]  # type: ignore[misc]
         if len(sy) == 0:
             raise DataError(f"data set {name!r} has an empty {split_name} split")
-        splits[split_name] = FolderSplit(paths, sy, size, listing.color)
+        splits[split_name] = FolderSplit(paths, sy, size, listing.color, framing)
     mean: list[float] = []
     std: list[float] = []
     if check:

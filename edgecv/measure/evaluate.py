@@ -59,7 +59,7 @@ def load_split(path: Path, spec: ModelSpec, has_spec: bool, data: str | None, da
         raise EdgecvError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     name, root = data_source(path, spec if has_spec else None, data, data_root)
     keep_going = keep_going or keeps_going(path)
-    bundle = load_bundle(name, root, spec.input_shape, keep_going, stream)
+    bundle = load_bundle(name, root, spec.input_shape, keep_going, stream, spec.framing)
     check_labels(bundle, spec)
     part = bundle.split(split)
     if len(part) == 0:

@@ -17,7 +17,7 @@ from edgecv.core.cpu import host_cpu
 from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.fsutil import atomic_path, check_writable_folder, sha256, write_json
 from edgecv.core.onnxfile import load_onnx, metadata, quantization_of, spec_of
-from edgecv.core.spec import ModelSpec
+from edgecv.core.spec import Framing, ModelSpec
 from edgecv.modeldata import data_source, foreign_spec, keeps_going, load_bundle
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, fit_budget
@@ -60,7 +60,8 @@ def _model_spec(path: Path, model: Any, options: QuantizeOptions) -> tuple[Model
         shape = spec.input_shape
     name, root = data_source(path, spec, options.data, options.data_root)
     # a model without a spec takes the data set's statistics, which a folder that streams has not computed
-    bundle = load_bundle(name, root, shape, keeps_going(path), stream=False if spec is None else None)
+    bundle = load_bundle(name, root, shape, keeps_going(path), stream=False if spec is None else None,
+                         framing=spec.framing if spec is not None else Framing())
     return (spec or foreign_spec(shape, bundle)), spec is not None, bundle
 
 

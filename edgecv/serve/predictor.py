@@ -1,7 +1,8 @@
 """Predictor: classify images in your own app with an edgecv ONNX file. numpy, onnxruntime and Pillow only.
 
-Everything it needs comes from the model file's ModelSpec: labels, input size, colour mode, interpolation,
-normalisation and layout. One ONNX Runtime session is shared by every call, and calls are thread-safe.
+Everything it needs comes from the model file's ModelSpec: labels, input size, colour mode, resizing (straight
+or shorter side and centre crop) and interpolation, channel order, normalisation and layout. One ONNX Runtime
+session is shared by every call, and calls are thread-safe.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Predictor:
         self._local = threading.local()  # each thread's _Bound
         self._bindable = _bindable(self._model)
         self._run_bound = self._model.handle.run_with_iobinding if self._bindable else None
-        self._color, self._size = self.spec.color, self.spec.size
+        self._color, self._size, self._framing = self.spec.color, self.spec.size, self.spec.framing
 
     @property
     def session(self) -> Any:
@@ -81,15 +82,16 @@ class Predictor:
 
     def preprocess(self, image: Any, name: str = "image") -> np.ndarray:
         """One image as uint8 (C, H, W) pixels at the model's size and colour, exactly as in training."""
-        ready = ready_pixels(image, self._color, self._size)  # already the model's size: no Pillow
+        ready = ready_pixels(image, self._color, self._size, self._framing)  # already the model's size: no Pillow
         if ready is not None:
             return ready
         img = open_image(image, name, self.max_pixels)
-        return to_pixels(img, self.spec.color, self.spec.size, self.spec.interpolation, name)
+        return to_pixels(img, self._color, self._size, self._framing, name)
 
     def predict(self, image: Any) -> Prediction:
         """Classify one image."""
-        pixels = ready_pixels(image, self._color, self._size)  # the common case first, with the fewest steps
+        # the common case first, with the fewest steps
+        pixels = ready_pixels(image, self._color, self._size, self._framing)
         if pixels is None:
             pixels = self.preprocess(image, _name(image, 0))
         if not self._bindable:
@@ -107,7 +109,7 @@ class Predictor:
         """Classify several images with one ``session.run``."""
         if len(images) == 0:
             return []
-        ready = [ready_pixels(img, self._color, self._size) for img in images]
+        ready = [ready_pixels(img, self._color, self._size, self._framing) for img in images]
         pixels = np.stack([self.preprocess(img, _name(img, i)) if px is None else px
                            for i, (img, px) in enumerate(zip(images, ready, strict=True))])
         logits = self._logits(pixels)

@@ -38,6 +38,11 @@ def test_spec_ignores_unknown_keys_from_newer_versions():
         ({"layout": "CHWN"}, "layout"),
         ({"dtype": "int4"}, "dtype"),
         ({"input_shape": (1, 0, 8)}, "input_shape"),
+        ({"interpolation": "area"}, "interpolation must be one of nearest, bilinear, bicubic, lanczos"),
+        ({"resize": 6}, "resize 6 is smaller than the 8x8 crop"),
+        ({"resize": -1}, "resize must be 0"),
+        ({"channel_order": "gbr"}, "channel_order must be rgb or bgr"),
+        ({"channel_order": "bgr"}, "bgr needs color RGB"),
     ],
 )
 def test_spec_rejects_inconsistent_fields(change, message):
@@ -50,3 +55,12 @@ def test_spec_from_json_names_missing_and_malformed_fields():
         ModelSpec.from_dict({"labels": ["a"], "std": [1.0]})
     with pytest.raises(ModelError, match="not valid JSON"):
         ModelSpec.from_json("{nope")
+
+
+def test_a_spec_written_before_resize_and_channel_order_reads_as_a_straight_rgb_resize():
+    old = {k: v for k, v in _spec().to_dict().items() if k not in ("resize", "channel_order")}
+    spec = ModelSpec.from_dict(old)
+    assert (spec.resize, spec.channel_order, spec.framing.resize, spec.framing.interpolation) == (0, "rgb", 0,
+                                                                                                  "bilinear")
+    framed = _spec(resize=10, interpolation="bicubic")
+    assert ModelSpec.from_json(framed.to_json()).framing == framed.framing

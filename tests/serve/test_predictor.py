@@ -22,7 +22,7 @@ from PIL import Image
 from edgecv import InvalidImageError, ModelError, Prediction, Predictor
 from edgecv.core.errors import MissingSpecError
 from edgecv.core.imageio import from_array, ready_pixels, to_pixels
-from edgecv.core.preprocess import to_model_input
+from edgecv.core.preprocess import input_table, normalise_into, to_model_input
 from edgecv.core.spec import COLORS, ModelSpec
 from edgecv.data import load_dataset
 from edgecv.measure.evaluate import evaluate
@@ -144,16 +144,21 @@ def test_single_and_batched_calls_and_every_size_give_the_same_scores(model, dig
 
 
 def test_lookup_and_arithmetic_normalisation_give_the_same_bits():
-    for color, layout in (("L", "NCHW"), ("RGB", "NCHW"), ("RGB", "NHWC")):
+    for color, layout, order in (("L", "NCHW", "rgb"), ("RGB", "NCHW", "rgb"), ("RGB", "NHWC", "rgb"),
+                                 ("RGB", "NCHW", "bgr"), ("RGB", "NHWC", "bgr")):
         c = COLORS[color]
         spec = ModelSpec(labels=["a", "b"], input_shape=(c, 24, 24), mean=[0.485, 0.456, 0.406][:c],
-                         std=[0.229, 0.224, 0.225][:c], color=color, layout=layout)
+                         std=[0.229, 0.224, 0.225][:c], color=color, layout=layout, channel_order=order)
         images = np.random.default_rng(2).integers(0, 256, (30, c, 24, 24), dtype=np.uint8)
         mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (spec.mean, spec.std))
-        direct = (images.astype(np.float32) / 255 - mean) / std
+        network = images[:, ::-1] if order == "bgr" else images  # mean[c] and std[c] are the network's channel c
+        direct = (network.astype(np.float32) / 255 - mean) / std
         batch = to_model_input(images, spec)  # arithmetic
         singles = np.concatenate([to_model_input(images[i:i + 1], spec) for i in range(30)])  # lookups
         assert np.array_equal(batch, singles)
+        in_place = np.empty((1, *batch.shape[1:]), np.float32)
+        normalise_into(images[3], spec, input_table(spec), in_place)  # the Predictor's single-image path
+        assert np.array_equal(in_place[0], batch[3])
         expected = direct.transpose(0, 2, 3, 1) if layout == "NHWC" else direct
         assert np.allclose(batch, expected, atol=1e-5)
 
