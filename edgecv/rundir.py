@@ -145,8 +145,18 @@ class RunDir:
 
 
 def run_name(model: str, data: str) -> str:
-    """<model>-<data>, with a folder data set named by its last path part."""
-    return f"{model}-{Path(data.partition(':')[2]).name if data.startswith('folder:') else data}"
+    """<model>-<data> as a plain folder name: a folder data set named by its last path part, a model of another
+    library or a user's module by its source and name (``torchvision-resnet18``, ``net-factory``)."""
+    return f"{plain_model_name(model)}-{Path(data.partition(':')[2]).name if data.startswith('folder:') else data}"
+
+
+def plain_model_name(model: str) -> str:
+    """``torchvision:resnet18`` -> ``torchvision-resnet18``; ``path/net.py:build`` -> ``net-build``."""
+    where, sep, name = model.rpartition(":")
+    if not sep:
+        return model
+    where = Path(where).name.removesuffix(".py").rpartition(".")[2]
+    return f"{where}-{name}"
 
 
 def default_run_dir(model: str, data: str, root: Path = Path("runs")) -> Path:

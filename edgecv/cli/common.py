@@ -134,6 +134,24 @@ def _numbers(text: str | None, kind: type, flag: str) -> list | None:
         raise EdgecvError(f"{flag} takes comma-separated numbers, got {text!r}") from None
 
 
+def parse_labels(text: str | None) -> list[str] | None:
+    """``--labels a,b,c``, or ``--labels @classes.txt`` (one name per line, blank lines skipped)."""
+    if text is None:
+        return None
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        try:
+            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EdgecvError(f"--labels {text}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        names = [n for n in names if n]
+    else:
+        names = [n.strip() for n in text.split(",")]
+    if len(names) < 2 or not all(names):
+        raise EdgecvError(f"--labels needs at least 2 non-empty class names, got {text!r}")
+    return names
+
+
 def spec_from_flags(labels: str | None, mean: str | None, std: str | None,
                     input_shape: str | None) -> ModelSpec | None:
     """A spec for a model file without one, from ``--labels a,b --mean m --std s --input-shape C,H,W``;
@@ -144,7 +162,7 @@ def spec_from_flags(labels: str | None, mean: str | None, std: str | None,
     if shape is not None and shape[0] not in (1, 3):
         raise EdgecvError(f"--input-shape must have 1 or 3 channels, got {shape[0]}")
     try:
-        return spec_from_facts(None if labels is None else [s.strip() for s in labels.split(",")],
+        return spec_from_facts(parse_labels(labels),
                                _numbers(mean, float, "--mean"), _numbers(std, float, "--std"), shape)
     except MissingSpecError as exc:
         flags = ", ".join("--" + fact.replace("_", "-") for fact in exc.missing)

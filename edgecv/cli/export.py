@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import fmt_count, out, run_guarded
+from edgecv.cli.common import fmt_count, out, parse_labels, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import check_writable_folder
 from edgecv.report.cells import fmt_bytes
@@ -42,8 +42,9 @@ def print_reports(reports) -> None:
 
 
 def _parity(r) -> str:
-    if r.max_abs_diff <= r.atol:
-        return f"parity ok (atol {r.atol:g})"
+    if r.max_abs_diff <= r.tolerance:
+        scaled = f" x the largest logit {r.logit_scale:.3g} = {r.tolerance:.2g}" if r.logit_scale > 1 else ""
+        return f"parity ok (atol {r.atol:g}{scaled})"
     return f"int8: top-1 agreement {r.agreement:.0%} with torch, max abs diff {r.max_abs_diff:.2g}"
 
 
@@ -61,7 +62,9 @@ def _others(runtimes: dict) -> str:
 
 
 def export_cmd(
-    source: Path = typer.Argument(..., help="A run directory (its best checkpoint) or a checkpoint file."),
+    source: Path = typer.Argument(..., help="A run directory (its best checkpoint), a checkpoint file, a model to "
+                                            "deploy as it is (torchvision:NAME, with --weights), or a state dict "
+                                            "trained elsewhere (with --model)."),
     fmt: str = typer.Option("all", "--format", "-f",
                             help="onnx | torchscript | all (both) | executorch (model.pte and model.int8.pte, "
                                  "XNNPACK; pip install 'edgecv[executorch]')."),
@@ -71,7 +74,8 @@ def export_cmd(
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed ONNX batch size."),
     uint8_input: bool = typer.Option(False, "--uint8-input",
                                      help="Take raw uint8 NHWC pixels; scaling and normalisation run in the graph."),
-    atol: float = typer.Option(1e-4, "--atol", help="Largest allowed logit difference against torch."),
+    atol: float = typer.Option(1e-4, "--atol", help="Largest allowed logit difference against torch, per unit of "
+                                                    "the largest |logit| when that is over 1."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify the ONNX graph with onnxslim."),
     exporter: str = typer.Option("legacy", "--exporter",
                                  help="ONNX exporter: legacy, TorchScript-based (opsets 7-20) | dynamo (18+)."),
@@ -79,8 +83,27 @@ def export_cmd(
                                    help="executorch: training images calibrating model.int8.pte (the same draw as "
                                         "edgecv quantize)."),
     json_out: bool = typer.Option(False, "--json", help="Print the export reports as JSON."),
+    model: str = typer.Option(None, "--model", help="With a state dict as SOURCE: its architecture "
+                                                    "(torchvision:NAME)."),
+    weights: str = typer.Option(None, "--weights",
+                                help="With a model name as SOURCE: a weights file (any state dict as saved: nested "
+                                     "under state_dict/model/..., module./model. prefixes, .safetensors) or a "
+                                     "torchvision weights name (DEFAULT, IMAGENET1K_V2), downloaded by torchvision "
+                                     "[default: random weights, for speed measurements only]."),
+    weights_meta: str = typer.Option(None, "--weights-meta",
+                                     help="The torchvision weights entry whose preprocessing and categories apply "
+                                          "(e.g. IMAGENET1K_V1) [default: the architecture's DEFAULT]."),
+    labels: str = typer.Option(None, "--labels", help="Class names of a head trained elsewhere: a,b,c or @file.txt "
+                                                      "[default: the weights entry's categories]."),
+    data: str = typer.Option(None, "--data", help="A model deployed as it is: the data set (folder:PATH) its "
+                                                  "parity check, ExecuTorch calibration and later commands use."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run directory --out names, if any."),
 ) -> None:
     """Export a trained model to ONNX and/or TorchScript, each checked against the torch model.
+
+    A model that was not trained here is deployed as it is: `edgecv export torchvision:resnet18 --weights FILE
+    --out DIR` (or `edgecv export weights.pth --model torchvision:NAME --labels a,b,c`) first writes the run
+    directory DIR (config, spec, checkpoint), then its files, as for any run.
 
     Example: edgecv export runs/lenet5-digits   (writes model.onnx, model.pt and export.json there)
     """
@@ -90,11 +113,25 @@ def export_cmd(
 
         formats, fixed, chosen_opset = _checked_options(fmt, out_path, opset, batch, uint8_input, atol, exporter,
                                                         calib_size)
-        src = load_source(source)
+        adopting = _adopting(source, model)
+        given = {"--weights": weights, "--weights-meta": weights_meta, "--labels": labels, "--data": data,
+                 "--overwrite": overwrite or None}
+        if not adopting and any(v is not None for v in given.values()):
+            flag = next(k for k, v in given.items() if v is not None)
+            raise EdgecvError(f"{flag} applies to a model deployed as it is (torchvision:NAME, or a state dict with "
+                              f"--model), not to {source}")
+        run_dir = None
+        if adopting and fmt == "executorch" and not data:
+            raise EdgecvError("model.int8.pte is calibrated on images like those the model will see: pass --data "
+                              "folder:PATH when deploying a model as it is")
+        if adopting:
+            run_dir = _adopt(adopting, source, weights, weights_meta, labels, data, out_path, overwrite)
+        src = load_source(run_dir or source)
         reports = []
         for f in formats:
             name = default_path(src, f, uint8_input).name  # the file's name in the run directory
-            target = out_path if out_path is not None and len(formats) == 1 else (out_path or src.out_dir) / name
+            target = (src.out_dir / name if run_dir else out_path if out_path is not None and len(formats) == 1
+                      else (out_path or src.out_dir) / name)
             _check_writable(target)
             if f == "executorch":
                 reports.extend(_executorch(src, target, atol, calib_size, record))
@@ -111,16 +148,47 @@ def export_cmd(
     run_guarded(body)
 
 
+def _adopting(source: Path, model: str | None) -> str | None:
+    """The architecture of a model deployed as it is: SOURCE itself (a name such as torchvision:resnet18 that
+    is no path here), or --model for a state dict; None for a run directory or an edgecv checkpoint."""
+    if model is not None:
+        if not source.is_file():
+            raise EdgecvError(f"--model {model} takes a weights file as SOURCE; {source} is not a file")
+        return model
+    text = str(source)
+    return text if ":" in text and not source.exists() else None
+
+
+def _adopt(model: str, source: Path, weights: str | None, weights_meta: str | None, labels: str | None,
+           data: str | None, out_path: Path | None, overwrite: bool) -> Path:
+    """Write the run directory of a model deployed as it is, say where its facts came from, and return it."""
+    from edgecv.train.adopt import adopt
+
+    if weights is not None and source.is_file():
+        raise EdgecvError(f"{source} is the weights file; --weights is for a model name as SOURCE")
+    if out_path is not None and out_path.suffix in (".onnx", ".pt", ".pte"):
+        raise EdgecvError(f"--out {out_path} names a file; a model deployed as it is gets a run directory: give "
+                          "--out a folder")
+    adopted = adopt(model, weights=str(source) if source.is_file() else weights, labels=parse_labels(labels),
+                    weights_meta=weights_meta, data=data, out=out_path, overwrite=overwrite)
+    for note in adopted.notes:
+        out.print(f"{escape(note)}", soft_wrap=True)
+    out.print(f"[green]wrote[/] run directory {escape(str(adopted.run_dir))} ({len(adopted.spec.labels)} classes, "
+              f"input {'x'.join(map(str, adopted.spec.input_shape))})", soft_wrap=True)
+    return adopted.run_dir
+
+
 def fixed_batch_given(batch: str) -> bool:
     return batch != "dynamic"
 
 
 def _executorch(src, target: Path, atol: float, calib_size: int, record) -> list:
     """model.pte (fp32, parity within atol) and model.int8.pte (PT2E int8) beside it."""
-    from edgecv.exporters.executorch import calibration_for, export_executorch
+    from edgecv.exporters.executorch import calibration_for, check_calibration_data, export_executorch
 
     int8_target = target.with_name(target.name.removesuffix(".pte") + ".int8.pte")
     _check_writable(int8_target)
+    check_calibration_data(src)
     reports = [export_executorch(src, target, atol=atol)]
     record(target.parent, reports[0])
     reports.append(export_executorch(src, int8_target, calib=calibration_for(src, calib_size)))

@@ -99,6 +99,10 @@ def parse_models(text: str) -> tuple[str | None, list[str]]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise EdgecvError("--model needs a zoo model, a comma-separated list of them, or a study name")
+    elsewhere = [n for n in names if ":" in n]
+    if elsewhere:
+        raise EdgecvError(f"edgecv pipeline runs edgecv's own models; deploy {elsewhere[0]} with edgecv export "
+                          f"{elsewhere[0]} --weights FILE, then quantize and bench its run directory")
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         raise EdgecvError(f"unknown model {', '.join(map(repr, unknown))}; models: {', '.join(MODELS.names())}; "

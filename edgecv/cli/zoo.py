@@ -5,19 +5,33 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from edgecv.cli.common import fmt_count, out, run_guarded
+from edgecv.cli.common import fmt_count, out, print_wide, run_guarded
+from edgecv.core.errors import EdgecvError
 from edgecv.workflow.studies import STUDIES
+
+SOURCES = ("edgecv", "torchvision")
 
 
 def models_cmd(
     channels: int = typer.Option(1, "--channels", help="Input channels used for the counts."),
     classes: int = typer.Option(10, "--classes", help="Output classes used for the counts."),
+    source: str = typer.Option("edgecv", "--source",
+                               help="edgecv (the built-in models, with params and MACs) | torchvision (every "
+                                    "classification model torchvision has, as torchvision:NAME, with its weights' "
+                                    "preprocessing)."),
 ) -> None:
-    """List the model zoo with parameters and MACs at each model's default input size."""
+    """List the model zoo with parameters and MACs at each model's default input size, or torchvision's
+    classification models (--source torchvision)."""
 
     def body() -> None:
         from edgecv.models import MODELS, create_model
         from edgecv.models.summary import summarize
+
+        if source not in SOURCES:
+            raise EdgecvError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
+        if source == "torchvision":
+            _torchvision_table()
+            return
 
         table = Table(title=f"edgecv models (counts at {channels}xSxS input, {classes} classes)")
         for col in ("model", "input S", "params", "MACs", "description"):
@@ -32,6 +46,26 @@ def models_cmd(
             f"{name} = {', '.join(models)}" for name, models in STUDIES.items()), soft_wrap=True)
 
     run_guarded(body)
+
+
+def _torchvision_table() -> None:
+    """torchvision's classification models with their DEFAULT weights' preprocessing (metadata only: nothing
+    is built or downloaded)."""
+    from edgecv.models.torchvision_models import names, native_input, weights_entry
+
+    table = Table(title="torchvision models (edgecv ... --model torchvision:NAME); preprocessing of the DEFAULT "
+                        "weights")
+    for col in ("model", "crop", "resize", "interpolation", "classes", "weights entries"):
+        table.add_column(col, justify="right" if col in ("crop", "resize", "classes") else "left")
+    all_names = names()
+    for arch in all_names:
+        native = native_input(arch)
+        entries = [w.name for w in type(weights_entry(arch, None))]
+        table.add_row(f"torchvision:{arch}", str(native.size), str(native.resize), native.interpolation,
+                      str(len(native.labels)), ", ".join(entries))
+    print_wide(table, 140)
+    out.print(f"{len(all_names)} models; --weights FILE loads a state dict, --weights DEFAULT (or an entry's name) "
+              "downloads through torchvision", soft_wrap=True)
 
 
 def datasets_cmd() -> None:
@@ -57,10 +91,10 @@ def summary_cmd(
     """Print a Keras-style table of MODEL: layer, output shape, params, MACs, and totals."""
 
     def body() -> None:
-        from edgecv.models import MODELS, create_model
+        from edgecv.models import create_model, model_entry
         from edgecv.models.summary import summarize
 
-        size = img_size or MODELS.get(model).input_size
+        size = img_size or model_entry(model).input_size
         s = summarize(create_model(model, channels, classes, size), (channels, size, size))
         table = Table(title=f"{model} at input {channels}x{size}x{size}, {classes} classes")
         table.add_column("layer")

@@ -19,6 +19,7 @@ from torch import nn
 
 from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.fsutil import sha256
+from edgecv.core.preprocess import to_model_input
 from edgecv.core.spec import ModelSpec
 from edgecv.data import load_dataset
 from edgecv.models.summary import ModelSummary, summarize
@@ -63,7 +64,7 @@ class Source:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 data = load_dataset(cfg.data, spec.size[0], color=spec.color, data_root=cfg.data_root,
-                                    keep_going=cfg.keep_going, stream=cfg.stream, check=False)
+                                    keep_going=cfg.keep_going, stream=cfg.stream, check=False, framing=spec.framing)
                 return data.val.head(REAL_BATCH)
         except EdgecvError:
             return None
@@ -126,12 +127,7 @@ def _real_batch(source: Source, spec: ModelSpec) -> torch.Tensor | None:
     """The source's validation images, preprocessed as ``spec`` says."""
     if source.val_images is None:
         return None
-    x = torch.from_numpy(source.val_images)
-    if spec.dtype == "uint8":
-        return x.permute(0, 2, 3, 1).contiguous()
-    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std).view(1, -1, 1, 1)
-    return ((x.float() / 255.0 - mean) / std).contiguous()
+    return torch.from_numpy(to_model_input(source.val_images, spec))
 
 
 def parity_inputs(source: Source, spec: ModelSpec, fixed_batch: int | None) -> dict[str, torch.Tensor]:
@@ -168,8 +164,9 @@ class ExportReport:
     size_bytes: int
     params: int
     macs: int
-    atol: float
+    atol: float  # allowed difference per unit of the largest |logit| (at least 1): the tolerance scales with them
     parity: list[ParityRow] = field(default_factory=list)
+    logit_scale: float = 1.0  # the largest |logit| torch gave on the parity inputs
     passed: bool = False
     # the same file on other installed engines (OpenVINO): their parity against torch, reported, not required
     other_runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -177,6 +174,12 @@ class ExportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def tolerance(self) -> float:
+        """The largest logit difference that passes: ``atol`` times the largest |logit|, or ``atol`` when the
+        logits are all within 1."""
+        return self.atol * max(1.0, self.logit_scale)
 
     @property
     def max_abs_diff(self) -> float:
@@ -203,16 +206,19 @@ def compare(name: str, reference: np.ndarray, exported: np.ndarray) -> ParityRow
 
 def check_parity(report: ExportReport, module: nn.Module, inputs: dict[str, torch.Tensor],
                  run: Callable[[torch.Tensor], np.ndarray]) -> None:
-    """Fill ``report.parity``; raise :class:`ExportError` when a difference exceeds ``report.atol`` or a
+    """Fill ``report.parity``; raise :class:`ExportError` when a difference exceeds ``report.tolerance`` or a
     top-1 prediction differs."""
     with torch.no_grad():
         for name, x in inputs.items():
-            report.parity.append(compare(name, module(x).numpy(), run(x)))
-    report.passed = report.max_abs_diff <= report.atol and report.agreement == 1.0
+            reference = module(x).numpy()
+            report.logit_scale = max(report.logit_scale, float(np.abs(reference).max()))
+            report.parity.append(compare(name, reference, run(x)))
+    report.passed = report.max_abs_diff <= report.tolerance and report.agreement == 1.0
     if not report.passed:
         raise ExportError(
             f"{report.format} export of {report.file} failed its parity check: max abs diff "
-            f"{report.max_abs_diff:.3g} (atol {report.atol:g}), top-1 agreement {report.agreement:.2%}; "
+            f"{report.max_abs_diff:.3g} (tolerance {report.tolerance:.2g}: atol {report.atol:g} x the largest "
+            f"logit, {report.logit_scale:.3g}), top-1 agreement {report.agreement:.2%}; "
             "no file was written",
             report,
         )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import atomic_path
 from edgecv.core.spec import ModelSpec
 from edgecv.exporters.common import (
@@ -110,10 +111,18 @@ def export_executorch(source: Source, out: Path, *, calib: np.ndarray | None = N
     return report
 
 
+def check_calibration_data(source: Source) -> None:
+    """A run deployed as it is names no data set unless it was given one: say so before any file is written."""
+    if not source.config.data:
+        raise EdgecvError("model.int8.pte is calibrated on images like those the model will see: pass --data "
+                          "folder:PATH when deploying a model as it is")
+
+
 def calibration_for(source: Source, calib_size: int) -> np.ndarray:
     """The training images that calibrate the run's ONNX int8 file, drawn the same way (edgecv.quantize)."""
 
     cfg, spec = source.config, source.spec
-    bundle = load_bundle(cfg.data, cfg.data_root, spec.input_shape, cfg.keep_going, cfg.stream)
+    check_calibration_data(source)
+    bundle = load_bundle(cfg.data, cfg.data_root, spec.input_shape, cfg.keep_going, cfg.stream, spec.framing)
     check_labels(bundle, spec)
     return calibration_images(spec, bundle, calib_size)

@@ -114,7 +114,7 @@ def _finish(model: onnx.ModelProto, spec: ModelSpec, simplify: bool) -> onnx.Mod
 
 
 def openvino_parity(path: Path, spec: ModelSpec, module: torch.nn.Module, inputs: dict[str, torch.Tensor],
-                    atol: float) -> dict[str, Any]:
+                    tolerance: float) -> dict[str, Any]:
     """The exported file on OpenVINO's runtime against the torch model, on the parity inputs."""
 
     try:
@@ -125,7 +125,7 @@ def openvino_parity(path: Path, spec: ModelSpec, module: torch.nn.Module, inputs
         rows = [compare(name, module(x).numpy(), loaded.run(x.numpy())) for name, x in inputs.items()]
     worst = max(r.max_abs_diff for r in rows)
     agreement = min(r.top1_agreement for r in rows)
-    return {"passed": worst <= atol and agreement == 1.0, "max_abs_diff": worst, "top1_agreement": agreement,
+    return {"passed": worst <= tolerance and agreement == 1.0, "max_abs_diff": worst, "top1_agreement": agreement,
             "version": loaded.details["openvino"]}
 
 
@@ -159,7 +159,7 @@ def export_onnx(source: Source, out: Path, *, opset: int = DEFAULT_OPSET, batch:
         inputs = parity_inputs(source, spec, batch)
         check_parity(report, module, inputs, lambda x: np.asarray(session.run([OUTPUT], {INPUT: x.numpy()})[0]))
         if importlib.util.find_spec("openvino") is not None:
-            report.other_runtimes["openvino"] = openvino_parity(tmp, spec, module, inputs, atol)
+            report.other_runtimes["openvino"] = openvino_parity(tmp, spec, module, inputs, report.tolerance)
         report.size_bytes = tmp.stat().st_size
     report.seconds = time.perf_counter() - start
     return report

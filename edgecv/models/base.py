@@ -26,6 +26,22 @@ class TrainDefaults:
 
 
 @dataclass(frozen=True)
+class NativeInput:
+    """What an architecture's pretrained weights expect, from the metadata its library ships (no download): the
+    weights entry these facts are from, its crop size and resize (shorter side), interpolation, mean and std,
+    class names, and the file the weights are published as."""
+
+    weights: str
+    size: int
+    resize: int
+    interpolation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    labels: tuple[str, ...] = field(repr=False)
+    file_name: str = ""
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A registered architecture: its builder, designed input size and training defaults."""
 
@@ -37,6 +53,26 @@ class ModelEntry:
     options: frozenset[str] = frozenset()  # extra keyword options the builder accepts
     param_groups: Callable[[nn.Module, float, dict[str, Any]], list[dict[str, Any]]] | None = None
     pretrained: bool = False  # meant to start from a --weights file
+    # an architecture from another library: the preprocessing and classes of its weights entry (None: the default)
+    native: Callable[[str | None], NativeInput] | None = None
+    color: str | None = None  # the colour mode it takes ("RGB"); None: any
+    # load(model, weights, new_head): a weights file or name into a built model; new_head False refuses a head
+    # with another number of classes (a model deployed as it is must keep the head it was trained with)
+    load: Callable[[nn.Module, str, bool], None] | None = None
+
+
+SOURCES: dict[str, Callable[[str], ModelEntry]] = {}  # "torchvision" -> the entry of torchvision:NAME
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The entry of a built-in model or of ``SOURCE:NAME`` (``torchvision:resnet18``)."""
+    source, sep, arch = name.partition(":")
+    if sep and source in SOURCES:
+        return SOURCES[source](arch)
+    if sep:
+        raise ModelError(f"unknown model {name!r}: models from other libraries are named "
+                         f"{' or '.join(f'{s}:NAME' for s in SOURCES)}")
+    return MODELS.get(name)
 
 
 MODELS: Registry[ModelEntry] = Registry("model", ModelError)
@@ -56,7 +92,7 @@ def create_model(
     name: str, in_channels: int = 1, num_classes: int = 10, size: int | None = None, **options: Any
 ) -> nn.Module:
     """Build model ``name`` for ``in_channels``×size×size inputs and ``num_classes`` outputs."""
-    entry = MODELS.get(name)
+    entry = model_entry(name)
     given = {k for k, v in options.items() if v is not None}
     unknown = given - entry.options
     if unknown:
@@ -67,8 +103,8 @@ def create_model(
     try:
         model = entry.build(in_channels, num_classes, size, **{k: options[k] for k in given})
         _probe(model, in_channels, size)
-    except (ValueError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0]
+    except (ValueError, RuntimeError, AssertionError) as exc:  # torch._assert raises AssertionError (ViT's size)
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"model {name!r} cannot take {in_channels}x{size}x{size} inputs: {reason}") from None
     return model
 
@@ -85,7 +121,7 @@ def _probe(model: nn.Module, in_channels: int, size: int) -> None:
 
 def param_groups(name: str, model: nn.Module, lr: float, options: dict[str, Any]) -> list[dict[str, Any]]:
     """Optimiser parameter groups: one group unless the model asks for several learning rates."""
-    entry = MODELS.get(name)
+    entry = model_entry(name)
     if entry.param_groups is not None:
         return entry.param_groups(model, lr, options)
     return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]

@@ -8,7 +8,8 @@ from typing import Any
 
 from edgecv.core.errors import EdgecvError
 from edgecv.data import parse_data_name
-from edgecv.models import MODELS
+from edgecv.models import model_entry
+from edgecv.models.torchvision_models import is_weights_name
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "one-cycle")
@@ -46,7 +47,8 @@ class TrainConfig:
     flip: bool | None = None  # horizontal flips; None: the data set's default (never for digits)
     data_root: str = "data"  # where torchvision data sets live
     download: bool = False
-    weights: str | None = None  # pretrained weights file (vgg16-transfer)
+    weights: str | None = None  # pretrained weights: a file, or a torchvision weights name (DEFAULT, IMAGENET1K_V2)
+    weights_meta: str | None = None  # torchvision:NAME: the weights entry whose preprocessing applies (default DEFAULT)
     freeze: bool | None = None  # freeze pretrained features (vgg16-transfer)
     feature_lr_scale: float | None = None  # feature LR = lr x this when unfrozen (vgg16-transfer)
     calibrate: bool = True  # fit a temperature on the validation split after training (edgecv.core.calibration)
@@ -64,13 +66,14 @@ class TrainConfig:
 
     def model_options(self) -> dict[str, Any]:
         """Builder options the user set (only models that declare them accept them)."""
-        opts = {"weights": self.weights, "freeze": self.freeze, "feature_lr_scale": self.feature_lr_scale}
+        opts = {"weights": self.weights, "freeze": self.freeze, "feature_lr_scale": self.feature_lr_scale,
+                "weights_meta": self.weights_meta}
         return {k: v for k, v in opts.items() if v is not None}
 
     def resolved(self) -> TrainConfig:
         """A copy with every model and data default filled in, validated."""
 
-        entry = MODELS.get(self.model)
+        entry = model_entry(self.model)
         info, folder = parse_data_name(self.data)
         d = entry.defaults
         cfg = replace(
@@ -78,7 +81,7 @@ class TrainConfig:
             # absolute paths, so a run resumes from any working directory
             data=f"folder:{folder.resolve()}" if folder is not None else self.data,
             data_root=str(Path(self.data_root).expanduser().resolve()),
-            weights=str(Path(self.weights).expanduser().resolve()) if self.weights else None,
+            weights=resolved_weights(self.weights),
             epochs=self.epochs if self.epochs is not None else d.epochs,
             batch_size=self.batch_size if self.batch_size is not None else d.batch_size,
             lr=self.lr if self.lr is not None else d.lr,
@@ -121,3 +124,10 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise EdgecvError(message)
+
+
+def resolved_weights(weights: str | None) -> str | None:
+    """A weights file as an absolute path (a run resumes from any working directory); a weights name as it is."""
+    if not weights or is_weights_name(weights):
+        return weights
+    return str(Path(weights).expanduser().resolve())
