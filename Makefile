@@ -9,7 +9,7 @@ STAMP := $(VENV)/.edgecv-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[train,openvino,executorch,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[train,openvino,executorch,timm,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

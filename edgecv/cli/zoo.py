@@ -9,7 +9,7 @@ from edgecv.cli.common import fmt_count, out, print_wide, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.workflow.studies import STUDIES
 
-SOURCES = ("edgecv", "torchvision")
+SOURCES = ("edgecv", "torchvision", "timm")
 
 
 def models_cmd(
@@ -18,7 +18,8 @@ def models_cmd(
     source: str = typer.Option("edgecv", "--source",
                                help="edgecv (the built-in models, with params and MACs) | torchvision (every "
                                     "classification model torchvision has, as torchvision:NAME, with its weights' "
-                                    "preprocessing)."),
+                                    "preprocessing) | timm (every pretrained tag, as timm:ARCH.TAG; "
+                                    "pip install 'edgecv[timm]')."),
 ) -> None:
     """List the model zoo with parameters and MACs at each model's default input size, or torchvision's
     classification models (--source torchvision)."""
@@ -31,6 +32,9 @@ def models_cmd(
             raise EdgecvError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
         if source == "torchvision":
             _torchvision_table()
+            return
+        if source == "timm":
+            _timm_table()
             return
 
         table = Table(title=f"edgecv models (counts at {channels}xSxS input, {classes} classes)")
@@ -66,6 +70,28 @@ def _torchvision_table() -> None:
     print_wide(table, 140)
     out.print(f"{len(all_names)} models; --weights FILE loads a state dict, --weights DEFAULT (or an entry's name) "
               "downloads through torchvision", soft_wrap=True)
+
+
+def _timm_table() -> None:
+    """timm's pretrained tags with their pretrained_cfg's preprocessing (metadata only)."""
+    import math
+
+    from edgecv.models.timm_models import _timm
+
+    timm = _timm()
+    from timm.models import get_pretrained_cfg
+
+    table = Table(title="timm models (edgecv ... --model timm:ARCH.TAG)")
+    for col in ("model", "crop", "resize", "interpolation", "classes"):
+        table.add_column(col, justify="left" if col in ("model", "interpolation") else "right")
+    tags = timm.list_models(pretrained=True)
+    for name in tags:
+        cfg = get_pretrained_cfg(name)
+        size = cfg.input_size[1]
+        table.add_row(f"timm:{name}", str(size), str(math.floor(size / (cfg.crop_pct or 0.875))),
+                      str(cfg.interpolation), str(cfg.num_classes))
+    print_wide(table, 120)
+    out.print(f"{len(tags)} pretrained tags; timm:ARCH alone takes timm's default tag", soft_wrap=True)
 
 
 def datasets_cmd() -> None:

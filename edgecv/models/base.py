@@ -39,6 +39,7 @@ class NativeInput:
     std: tuple[float, ...]
     labels: tuple[str, ...] = field(repr=False)
     file_name: str = ""
+    chosen: str = ""  # how this entry was picked and how to pick another, when it was a default
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def native_input(arch: str, which: str | None = None) -> NativeInput:
     mean, std = (HALF, HALF) if arch in AUXILIARY else (tuple(t.mean), tuple(t.std))
     return NativeInput(weights=str(entry), size=int(t.crop_size[0]), resize=int(t.resize_size[0]),
                        interpolation=INTERPOLATION[str(t.interpolation)], mean=mean, std=std,
-                       labels=tuple(entry.meta["categories"]), file_name=entry.url.rsplit("/", 1)[-1])
+                       labels=tuple(entry.meta["categories"]), file_name=entry.url.rsplit("/", 1)[-1],
+                       chosen="" if which else "the architecture's DEFAULT entry; --weights-meta names another")
 
 
 def _builder(arch: str):

@@ -49,8 +49,7 @@ def adopt(model: str, *, weights: str | None = None, labels: Sequence[str] | Non
     native = entry.native(weights_meta)
     names = list(labels) if labels else list(native.labels)
     notes = [f"preprocessing from {native.weights}: resize the shorter side to {native.resize}, centre-crop "
-             f"{native.size}x{native.size}, {native.interpolation}"
-             + ("" if weights_meta else " (the architecture's DEFAULT entry; --weights-meta names another)")]
+             f"{native.size}x{native.size}, {native.interpolation}" + (f" ({native.chosen})" if native.chosen else "")]
     net = create_model(model, 3, len(names), native.size)
     if weights:
         entry.load(net, weights, False)
