@@ -76,9 +76,9 @@ def _timm_table() -> None:
     """timm's pretrained tags with their pretrained_cfg's preprocessing (metadata only)."""
     import math
 
-    from edgecv.models.timm_models import _timm
+    from edgecv.models.timm_models import require_timm
 
-    timm = _timm()
+    timm = require_timm()
     from timm.models import get_pretrained_cfg
 
     table = Table(title="timm models (edgecv ... --model timm:ARCH.TAG)")

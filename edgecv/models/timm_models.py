@@ -25,7 +25,7 @@ PREFIX = "timm"
 HUB = "DEFAULT"  # --weights DEFAULT: the tag's published weights, through timm's hub download
 
 
-def _timm() -> Any:
+def require_timm() -> Any:
     try:
         import timm
     except ImportError:
@@ -35,7 +35,7 @@ def _timm() -> Any:
 
 def _cfg(name: str) -> Any:
     """The pretrained_cfg of ``arch[.tag]``, or one line naming the closest names."""
-    timm = _timm()
+    timm = require_timm()
     from timm.models import get_pretrained_cfg
 
     arch = name.partition(".")[0]
@@ -90,8 +90,8 @@ def _builder(name: str):
     def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None) -> nn.Module:
         if c != 3:
             raise ModelError(f"timm:{name} takes RGB images (3 channels), not {c}: pass --color RGB")
-        model = _timm().create_model(name, pretrained=False, num_classes=k, img_size=s) \
-            if _takes_img_size(name) else _timm().create_model(name, pretrained=False, num_classes=k)
+        size = {"img_size": s} if _takes_img_size(name) else {}  # a ViT's position embeddings fit one size
+        model = require_timm().create_model(name, pretrained=False, num_classes=k, **size)
         if weights:
             load_weights(model, name, weights, new_head=True)
         return model
@@ -114,7 +114,7 @@ def load_weights(model: nn.Module, name: str, weights: str, new_head: bool) -> N
 
 def download(name: str) -> dict:
     """The tag's published state dict through timm (the Hugging Face hub), or one line when that fails."""
-    timm = _timm()
+    timm = require_timm()
     try:
         return timm.create_model(name, pretrained=True).state_dict()
     except Exception as exc:  # the hub client raises its own types for offline, missing and gated files
