@@ -30,8 +30,9 @@ class Explained:
     layer: str
 
 
-def load_explainable(path: Path) -> tuple[Any, ModelSpec, Path]:
-    """The torch model, spec and checkpoint path of a run directory (its best checkpoint) or a checkpoint."""
+def load_explainable(path: Path, trust_code: bool = False) -> tuple[Any, ModelSpec, Path]:
+    """The torch model, spec and checkpoint path of a run directory (its best checkpoint) or a checkpoint
+    (``trust_code``: rebuild a user's module that changed since the run began)."""
     from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     path = Path(path)
@@ -39,7 +40,7 @@ def load_explainable(path: Path) -> tuple[Any, ModelSpec, Path]:
     if not ckpt.is_file():
         raise EdgecvError(f"{path}: no such checkpoint or run directory with checkpoints/best.pt "
                           "(Grad-CAM needs the trained torch model)")
-    model, spec, _ = model_from_checkpoint(load_checkpoint(ckpt), ckpt)
+    model, spec, _ = model_from_checkpoint(load_checkpoint(ckpt), ckpt, trust_code)
     return model.eval(), spec, ckpt
 
 

@@ -17,6 +17,7 @@ from edgecv.cli.common import (
     STREAM,
     THREADS,
     TRUST,
+    TRUST_CODE,
     StatusLine,
     err,
     out,
@@ -104,6 +105,7 @@ def bench_cmd(
     data_root: Path = DATA_ROOT,
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON [default: RUN_DIR/bench.json]."),
     trust: bool = TRUST,
+    trust_code: bool = TRUST_CODE,
     keep_going: bool = KEEP_GOING,
     stream: bool = STREAM,
 ) -> None:
@@ -124,7 +126,8 @@ def bench_cmd(
             raise EdgecvError(f"--batch-sizes takes comma-separated whole numbers, got {batch_sizes!r}") from None
         opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds, rounds=rounds,
                             max_accuracy_drop=max_drop, min_speedup=min_speedup, isolate=isolate)
-        options = runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust)
+        options = runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust,
+                                  trust_code)
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
                            progress=status.update, keep_going=keep_going, stream=stream,

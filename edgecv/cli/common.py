@@ -185,6 +185,10 @@ TRUST_HELP = ("Run TorchScript files that edgecv did not write for this user. To
               "the file: pass this only for files from a source you trust.")
 
 
+TRUST_CODE_HELP = ("Build a run's model from your own module (--model net.py:factory) although the file changed since "
+                   "the run began. This runs that code as it is now.")
+
+
 # Options several commands take, declared once (a command whose option means something else declares its own).
 DATA_ROOT = typer.Option(None, "--data-root", help="Where torchvision data sets live.")
 MODEL_DATA = typer.Option(None, "--data", help="Data set [default: the one the model was trained on].")
@@ -193,6 +197,7 @@ THREADS = typer.Option(None, "--threads", help="Intra-op threads [default: the r
 ALLOW_FALLBACK = typer.Option(False, "--allow-fallback",
                               help="Accept ONNX Runtime running on another provider than asked.")
 TRUST = typer.Option(False, "--trust-torchscript", help=TRUST_HELP)
+TRUST_CODE = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP)
 KEEP_GOING = typer.Option(False, "--keep-going",
                           help="Leave out a folder's unreadable images instead of refusing the folder.")
 STREAM = typer.Option(None, "--stream/--no-stream", help=STREAM_HELP)
@@ -200,13 +205,14 @@ STREAM = typer.Option(None, "--stream/--no-stream", help=STREAM_HELP)
 
 def runtime_options(provider: str, threads: int | None, allow_fallback: bool, graph_opt: str = "all",
                      cudnn: str = "exhaustive", trt_fp16: bool = False, trt_cache: Path | None = None,
-                     trust: bool = False) -> RuntimeOptions:
+                     trust: bool = False, trust_code: bool = False) -> RuntimeOptions:
     """The runtime options the eval and bench flags ask for."""
     from edgecv.runtimes import RuntimeOptions  # numpy: not at start-up
 
     return RuntimeOptions(provider=provider, threads=threads, allow_fallback=allow_fallback,
                           graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16,
-                          trt_cache=str(trt_cache) if trt_cache else None, trust_torchscript=trust)
+                          trt_cache=str(trt_cache) if trt_cache else None, trust_torchscript=trust,
+                          trust_code=trust_code)
 
 
 def write_report(path: Path, data: dict) -> None:

@@ -19,6 +19,7 @@ from edgecv.cli.common import (
     STREAM,
     THREADS,
     TRUST,
+    TRUST_CODE,
     ImageBar,
     out,
     run_guarded,
@@ -81,6 +82,7 @@ def eval_cmd(
     allow_fallback: bool = ALLOW_FALLBACK,
     json_file: Path = typer.Option(None, "--json", help="Also write the metrics as JSON to this file."),
     trust: bool = TRUST,
+    trust_code: bool = TRUST_CODE,
     keep_going: bool = KEEP_GOING,
     stream: bool = STREAM,
     labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
@@ -98,7 +100,8 @@ def eval_cmd(
         from edgecv.measure.evaluate import evaluate
 
         spec = spec_from_flags(labels, mean, std, input_shape)
-        options = replace(runtime_options(provider, threads, allow_fallback, trust=trust), runtime=runtime)
+        options = replace(runtime_options(provider, threads, allow_fallback, trust=trust, trust_code=trust_code),
+                          runtime=runtime)
         with ImageBar(f"scoring {model.name}") as bar:
             result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
                               split=split, spec=spec, keep_going=keep_going, stream=stream, progress=bar.update)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from edgecv.cli.common import DATA_ROOT, out, run_guarded
+from edgecv.cli.common import DATA_ROOT, TRUST_CODE, out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_bytes
 from edgecv.rundir import RunDir
@@ -20,6 +20,7 @@ def explain_cmd(
     layer: str = typer.Option(None, "--layer", help="Layer for Grad-CAM [default: the last convolution]."),
     out_path: Path = typer.Option(None, "--out", "-o", help="Output folder [default: RUN_DIR/explain]."),
     data_root: Path = DATA_ROOT,
+    trust_code: bool = TRUST_CODE,
 ) -> None:
     """Grad-CAM heatmap overlays for the predicted class, and per-layer activation grids, as PNG files.
 
@@ -35,7 +36,7 @@ def explain_cmd(
 
         if samples < 1:
             raise EdgecvError(f"--samples must be at least 1, got {samples}")
-        model, spec, ckpt = explain.load_explainable(source)
+        model, spec, ckpt = explain.load_explainable(source, trust_code)
         explain.pick_layer(model, layer)  # a bad --layer fails before any work
         truth = None
         if image:

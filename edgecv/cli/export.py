@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import fmt_count, out, parse_labels, run_guarded
+from edgecv.cli.common import TRUST_CODE, fmt_count, out, parse_labels, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import check_writable_folder
 from edgecv.report.cells import fmt_bytes
@@ -84,7 +84,7 @@ def export_cmd(
                                         "edgecv quantize)."),
     json_out: bool = typer.Option(False, "--json", help="Print the export reports as JSON."),
     model: str = typer.Option(None, "--model", help="With a state dict as SOURCE: its architecture "
-                                                    "(torchvision:NAME)."),
+                                                    "(torchvision:NAME or timm:ARCH.TAG)."),
     weights: str = typer.Option(None, "--weights",
                                 help="With a model name as SOURCE: a weights file (any state dict as saved: nested "
                                      "under state_dict/model/..., module./model. prefixes, .safetensors) or a "
@@ -98,6 +98,7 @@ def export_cmd(
     data: str = typer.Option(None, "--data", help="A model deployed as it is: the data set (folder:PATH) its "
                                                   "parity check, ExecuTorch calibration and later commands use."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run directory --out names, if any."),
+    trust_code: bool = TRUST_CODE,
 ) -> None:
     """Export a trained model to ONNX and/or TorchScript, each checked against the torch model.
 
@@ -126,7 +127,7 @@ def export_cmd(
                               "folder:PATH when deploying a model as it is")
         if adopting:
             run_dir = _adopt(adopting, source, weights, weights_meta, labels, data, out_path, overwrite)
-        src = load_source(run_dir or source)
+        src = load_source(run_dir or source, trust_code)
         reports = []
         for f in formats:
             name = default_path(src, f, uint8_input).name  # the file's name in the run directory

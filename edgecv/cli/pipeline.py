@@ -101,8 +101,9 @@ def parse_models(text: str) -> tuple[str | None, list[str]]:
         raise EdgecvError("--model needs a zoo model, a comma-separated list of them, or a study name")
     elsewhere = [n for n in names if ":" in n]
     if elsewhere:
-        raise EdgecvError(f"edgecv pipeline runs edgecv's own models; deploy {elsewhere[0]} with edgecv export "
-                          f"{elsewhere[0]} --weights FILE, then quantize and bench its run directory")
+        raise EdgecvError(f"edgecv pipeline runs edgecv's built-in models, not {elsewhere[0]}: train it with edgecv "
+                          "train (or deploy a torchvision or timm model with edgecv export NAME --weights FILE), "
+                          "then export, quantize and bench its run directory")
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         raise EdgecvError(f"unknown model {', '.join(map(repr, unknown))}; models: {', '.join(MODELS.names())}; "

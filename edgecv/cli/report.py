@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from edgecv.cli.common import DATA_ROOT, StatusLine, out, run_guarded
+from edgecv.cli.common import DATA_ROOT, TRUST_CODE, StatusLine, out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.rundir import STUDY_FILE
 
@@ -17,6 +17,7 @@ def report_cmd(
                                              "(edgecv pipeline makes both)."),
     samples: int = typer.Option(24, "--samples", help="Random test images in the samples grid."),
     data_root: Path = DATA_ROOT,
+    trust_code: bool = TRUST_CODE,
 ) -> None:
     """Write RUN_DIR/report.html (self-contained: figures inline, nothing fetched), report.md and plots/*.png:
     summary, training curves, variants and the accuracy-latency Pareto front, per-class changes, confusion
@@ -38,7 +39,7 @@ def report_cmd(
                 built = build_study_report(run_dir)
             else:
                 built = build_report(run_dir, data_root=str(data_root) if data_root else None, samples=samples,
-                                     progress=status.update)
+                                     progress=status.update, trust_code=trust_code)
         out.print(f"[green]wrote[/] {escape(str(built.html))} and {escape(built.markdown.name)} "
                   f"({built.figures} figures in {escape(str(built.html.parent / 'plots'))})", soft_wrap=True)
 

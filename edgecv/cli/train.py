@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecv.cli.common import err, out, run_guarded
+from edgecv.cli.common import TRUST_CODE, err, out, run_guarded
 from edgecv.core.errors import EdgecvError
 from edgecv.rundir import RunDir
 
@@ -153,7 +153,10 @@ def _print_sweep(rows: list[dict[str, Any]]) -> None:
 def train_cmd(
     data: str = typer.Option(None, "--data", "-d",
                              help="Data set (`edgecv datasets`) or folder:PATH [default: digits]."),
-    model: str = typer.Option(None, "--model", "-m", help="Model (see `edgecv models`) [default: cnn-bn]."),
+    model: str = typer.Option(None, "--model", "-m",
+                              help="A built-in model (`edgecv models`), torchvision:NAME, timm:ARCH.TAG, or your own "
+                                   "path/net.py:factory or package.module:factory, where factory(num_classes) "
+                                   "returns an nn.Module: this imports and runs that code [default: cnn-bn]."),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs [default: the model's]."),
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Batch size [default: the model's]."),
     lr: str = typer.Option(None, "--lr", help="Learning rate, or a comma list (0.1,0.01) for a sweep."),
@@ -171,6 +174,7 @@ def train_cmd(
     seed: int = typer.Option(None, "--seed", help="Seed for init, shuffling, augmentation [default: 0]."),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda [default: auto]."),
     resume_dir: Path = typer.Option(None, "--resume", help="Continue RUN_DIR from its last checkpoint."),
+    trust_code: bool = TRUST_CODE,
     img_size: int = typer.Option(None, "--img-size", help="Resize images to S x S [default: the model's]."),
     color: str = typer.Option(None, "--color", help="Convert images to L or RGB [default: the data's]."),
     augment: bool = typer.Option(None, "--augment/--no-augment", help="Random crops with padding [default: on]."),
@@ -221,7 +225,7 @@ def train_cmd(
             raise EdgecvError(f"--nproc must be at least 1, got {nproc}")
         launch = nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ  # not yet under torchrun
         if resume_dir is not None:
-            _resume(resume_dir, settings, overwrite, nproc if launch else None, device, reporter)
+            _resume(resume_dir, settings, overwrite, nproc if launch else None, device, reporter, trust_code)
         else:
             _new_run(settings, device, overwrite, nproc if launch else None, reporter)
 
@@ -229,7 +233,7 @@ def train_cmd(
 
 
 def _resume(resume_dir: Path, settings: dict[str, Any], overwrite: bool, launch_nproc: int | None,
-            device: str | None, reporter: RichReporter) -> None:
+            device: str | None, reporter: RichReporter, trust_code: bool = False) -> None:
     """--resume: the run's own settings (only --device may change), on this process or ``launch_nproc``."""
     from edgecv.train import distributed, resume
 
@@ -248,7 +252,7 @@ def _resume(resume_dir: Path, settings: dict[str, Any], overwrite: bool, launch_
             _check_split(batch, launch_nproc)
         distributed.launch(launch_nproc, distributed.strip_nproc(sys.argv[1:]))
         return
-    _print_metrics(resume(resume_dir, reporter, device=device).metrics)
+    _print_metrics(resume(resume_dir, reporter, device=device, trust_code=trust_code).metrics)
 
 
 def _new_run(settings: dict[str, Any], device: str | None, overwrite: bool, launch_nproc: int | None,

@@ -70,8 +70,9 @@ class Source:
             return None
 
 
-def load_source(path: Path | str) -> Source:
-    """A run directory (its best checkpoint) or a checkpoint file, validated before anything is built."""
+def load_source(path: Path | str, trust_code: bool = False) -> Source:
+    """A run directory (its best checkpoint) or a checkpoint file, validated before anything is built
+    (``trust_code``: rebuild a user's module that changed since the run began)."""
     path = Path(path)
     if path.is_dir():
         ckpt_path = RunDir(path).best
@@ -84,7 +85,7 @@ def load_source(path: Path | str) -> Source:
     else:
         raise ModelError(f"{path} does not exist")
     ckpt = load_checkpoint(ckpt_path)
-    model, spec, cfg = model_from_checkpoint(ckpt, ckpt_path)
+    model, spec, cfg = model_from_checkpoint(ckpt, ckpt_path, trust_code)
     spec = replace(spec, source_sha256=sha256(ckpt_path))
     return Source(model, spec, cfg, ckpt_path, out_dir)
 

@@ -63,16 +63,20 @@ class ModelEntry:
 
 
 SOURCES: dict[str, Callable[[str], ModelEntry]] = {}  # "torchvision" -> the entry of torchvision:NAME
+# (recognises, resolves) pairs tried after SOURCES: a user's own module, path/net.py:factory
+FALLBACKS: list[tuple[Callable[[str], bool], Callable[[str], ModelEntry]]] = []
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The entry of a built-in model or of ``SOURCE:NAME`` (``torchvision:resnet18``)."""
+    """The entry of a built-in model, of ``SOURCE:NAME`` (``torchvision:resnet18``) or of a user's factory."""
     source, sep, arch = name.partition(":")
     if sep and source in SOURCES:
         return SOURCES[source](arch)
+    resolve = next((resolve for recognises, resolve in FALLBACKS if recognises(name)), None)
+    if resolve is not None:
+        return resolve(name)
     if sep:
-        raise ModelError(f"unknown model {name!r}: models from other libraries are named "
-                         f"{' or '.join(f'{s}:NAME' for s in SOURCES)}")
+        raise ModelError(f"unknown model {name!r}: {other_libraries()}")
     return MODELS.get(name)
 
 
@@ -87,6 +91,12 @@ def register(name: str, description: str, input_size: int, **kwargs: Any) -> Cal
         return build
 
     return add
+
+
+def other_libraries() -> str:
+    """How models of other libraries and a user's own are named, for an error message."""
+    return (f"models from other libraries are named {' or '.join(f'{s}:NAME' for s in SOURCES)}, your own "
+            "module path/to/net.py:factory or package.module:factory")
 
 
 def create_model(

@@ -50,8 +50,9 @@ class Scored:
 
 
 def build_report(run_dir: Path | str, data_root: str | None = None, samples: int = 24, explain: int = 6,
-                 progress: Callable[[str], None] | None = None) -> BuiltReport:
-    """Write RUN_DIR/report.html, report.md and plots/*.png."""
+                 progress: Callable[[str], None] | None = None, trust_code: bool = False) -> BuiltReport:
+    """Write RUN_DIR/report.html, report.md and plots/*.png (``trust_code``: rebuild a user's module that
+    changed since the run began)."""
     run_dir = Path(run_dir)
     progress = progress or (lambda _m: None)
     files = RunDir(run_dir)
@@ -63,7 +64,7 @@ def build_report(run_dir: Path | str, data_root: str | None = None, samples: int
         raise EdgecvError(f"{run_dir} has no {', '.join(missing)}; run edgecv pipeline to make them all")
     run = _read_run(run_dir)
     progress("scoring every variant on the test split")
-    scored, split = _score_variants(run_dir, run["bench"], data_root)
+    scored, split = _score_variants(run_dir, run["bench"], data_root, trust_code)
     labels = list(run["spec"].labels)
     progress("drawing figures")
     sections = [
@@ -74,7 +75,7 @@ def build_report(run_dir: Path | str, data_root: str | None = None, samples: int
         _confusion(labels, scored, run["bench"]["reference"]),
         _calibration(scored, run["bench"]["reference"], split.y, run["metrics"].get("calibration")),
         _samples(labels, scored, split, run["bench"]["reference"], samples),
-        _explanations(run_dir, labels, split, explain),
+        _explanations(run_dir, labels, split, explain, trust_code),
         _environment(run["bench"]),
     ]
     return _write(run_dir, run, sections)
@@ -104,12 +105,13 @@ def _variant_file(run_dir: Path, recorded: str) -> Path:
     raise EdgecvError(f"bench.json lists {recorded}, which is no longer in {run_dir}; run edgecv bench again")
 
 
-def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None):
+def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None, trust_code: bool):
     scored, split = [], None
     for v in bench["variants"]:
         path = _variant_file(run_dir, v["file"])
         openvino = v.get("format") == "openvino"  # the same ONNX file on OpenVINO's runtime: its own row
-        loaded = load_model(path, RuntimeOptions(runtime="openvino") if openvino else None)
+        loaded = load_model(path, RuntimeOptions(runtime="openvino" if openvino else "onnxruntime",
+                                                 trust_code=trust_code))
         if split is None:
             split = load_split(path, loaded.spec, True, None, data_root)
         metrics, probs = score(loaded, split)
@@ -338,8 +340,8 @@ def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str
     return Section("samples", "Samples", blocks)
 
 
-def _explanations(run_dir: Path, labels: list[str], split: Any, count: int) -> Section:
-    model, spec, _ = load_explainable(run_dir)
+def _explanations(run_dir: Path, labels: list[str], split: Any, count: int, trust_code: bool) -> Section:
+    model, spec, _ = load_explainable(run_dir, trust_code)
     pick = np.sort(np.random.default_rng(1).choice(len(split.y), size=min(count, len(split.y)), replace=False))
     try:
         cams = grad_cam(model, spec, split.images(pick))

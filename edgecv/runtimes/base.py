@@ -29,6 +29,7 @@ class RuntimeOptions:
     trt_fp16: bool = False  # TensorRT may build fp16 kernels
     trt_cache: str | None = None  # TensorRT engine cache folder
     trust_torchscript: bool = False  # run TorchScript files edgecv did not write (see edgecv.core.trust)
+    trust_code: bool = False  # rebuild a checkpoint's model from the user's module although it changed since
 
 
 @dataclass

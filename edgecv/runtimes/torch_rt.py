@@ -58,7 +58,7 @@ def load_checkpoint_model(path: Path, options: RuntimeOptions) -> Loaded:
     temperature applied as the exported files apply it."""
 
     device = _device(options)
-    model, spec, _ = model_from_checkpoint(load_checkpoint(path), path)
+    model, spec, _ = model_from_checkpoint(load_checkpoint(path), path, options.trust_code)
     return wrap_module(calibrated(model, spec), "torch", path, spec, device)
 
 

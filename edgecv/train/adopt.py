@@ -42,8 +42,8 @@ def adopt(model: str, *, weights: str | None = None, labels: Sequence[str] | Non
     weights entry's categories); ``data`` is the data set its parity check and calibration draw on."""
     entry = model_entry(model)
     if entry.native is None or entry.load is None:
-        raise EdgecvError(f"{model} is one of edgecv's own models: train it first (edgecv train --model {model}), "
-                          "then export its run directory")
+        raise EdgecvError(f"{model} has no published weights and preprocessing to deploy it with as it is: train it "
+                          f"(edgecv train --model {model}), then export its run directory")
     if data:
         parse_data_name(data)  # a bad --data is one line before anything is built
     native = entry.native(weights_meta)

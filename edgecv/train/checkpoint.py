@@ -14,6 +14,7 @@ from edgecv.core.errors import CheckpointError
 from edgecv.core.fsutil import atomic_path
 from edgecv.core.spec import ModelSpec
 from edgecv.models import create_model
+from edgecv.models.user_code import check_unchanged, is_user_code
 from edgecv.train.config import TrainConfig
 
 FORMAT = "edgecv.checkpoint"
@@ -128,11 +129,12 @@ def calibrated(model: torch.nn.Module, spec) -> torch.nn.Module:
     return TemperatureScaled(model, t).eval()
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint"):
+def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint", trust_code: bool = False):
     """Rebuild the trained model (eval mode, CPU) and its ModelSpec from a loaded checkpoint.
 
     The architecture comes from the checkpoint's config; weights must fit it exactly, so a checkpoint
-    whose weights belong to another architecture is refused.
+    whose weights belong to another architecture is refused. A model built by the user's own code is
+    rebuilt only when that file is unchanged since the run began, or with ``trust_code``.
     """
 
     try:
@@ -140,6 +142,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint")
         spec = ModelSpec.from_dict(ckpt["spec"])
     except (TypeError, AttributeError) as exc:
         raise CheckpointError(f"checkpoint {path} holds an invalid config or spec: {exc}") from None
+    if is_user_code(cfg.model):
+        check_unchanged(cfg.model, cfg.model_code, trust_code)
     options = {k: v for k, v in cfg.model_options().items() if k != "weights"}
     model = create_model(cfg.model, spec.channels, spec.num_classes, spec.size[0], **options)
     try:
@@ -148,3 +152,15 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint")
         raise CheckpointError(f"checkpoint {path} does not fit model {cfg.model!r}: "
                               f"{str(exc).splitlines()[0]}") from None
     return model.eval(), spec, cfg
+
+
+def config_to_resume(ckpt: dict[str, Any], path: Path | str, trust_code: bool = False) -> TrainConfig:
+    """The resolved config a run resumes with; resuming a model built by the user's own code runs that code
+    again, so a changed file is refused unless ``trust_code``."""
+    try:
+        recorded = TrainConfig.from_dict(ckpt["config"])
+        if is_user_code(recorded.model):
+            check_unchanged(recorded.model, recorded.model_code, trust_code)
+        return recorded.resolved()
+    except TypeError as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid config: {exc}") from None

@@ -10,6 +10,7 @@ from edgecv.core.errors import EdgecvError
 from edgecv.data import parse_data_name
 from edgecv.models import model_entry
 from edgecv.models.torchvision_models import is_weights_name
+from edgecv.models.user_code import absolute, code_record, is_user_code
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "one-cycle")
@@ -55,6 +56,7 @@ class TrainConfig:
     keep_going: bool = False  # leave out a folder's unreadable images instead of refusing it
     stream: bool | None = None  # folders: decode on the fly; None: when larger than EDGECV_RESIDENT_MB
     workers: int | None = None  # DataLoader processes decoding a streamed folder; None: one per core, at most 4
+    model_code: dict[str, str] | None = None  # your own module: the file's path and SHA-256 when the run began
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,8 +78,11 @@ class TrainConfig:
         entry = model_entry(self.model)
         info, folder = parse_data_name(self.data)
         d = entry.defaults
+        own_code = is_user_code(self.model)
         cfg = replace(
             self,
+            model=absolute(self.model) if own_code else self.model,
+            model_code=(self.model_code or code_record(self.model)) if own_code else None,  # a resume keeps the first
             # absolute paths, so a run resumes from any working directory
             data=f"folder:{folder.resolve()}" if folder is not None else self.data,
             data_root=str(Path(self.data_root).expanduser().resolve()),

@@ -28,7 +28,7 @@ from edgecv.data.batches import DeviceBatches, batches_for
 from edgecv.models import create_model, param_groups
 from edgecv.rundir import RunDir, claim_run_dir, default_run_dir
 from edgecv.train import distributed
-from edgecv.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from edgecv.train.checkpoint import config_to_resume, load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgecv.train.config import TrainConfig
 from edgecv.train.device import amp_dtype, pick_device, set_deterministic
 from edgecv.train.optim import build_optimizer, build_scheduler
@@ -364,8 +364,10 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = 
     return _run(run_dir, session, _State(), reporter)
 
 
-def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | None = None) -> TrainResult:
-    """Continue a run from its last complete checkpoint, exactly as an uninterrupted run would go on."""
+def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | None = None,
+           trust_code: bool = False) -> TrainResult:
+    """Continue a run from its last complete checkpoint, exactly as an uninterrupted run would go on
+    (``trust_code``: although the user's module it was built from has changed since)."""
     reporter = reporter or Reporter()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -374,10 +376,7 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
     if not (last := files.last).is_file():
         raise CheckpointError(f"{run_dir} has no checkpoints/last.pt yet: nothing to resume")
     ckpt = load_checkpoint(last)
-    try:
-        cfg = TrainConfig.from_dict(ckpt["config"]).resolved()
-    except TypeError as exc:
-        raise CheckpointError(f"checkpoint {last} holds an invalid config: {exc}") from None
+    cfg = config_to_resume(ckpt, last, trust_code)
     if device is not None:
         cfg.device = device
     remove_stale_temps(last.parent)
@@ -388,7 +387,7 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), finished=bool(ckpt.get("finished")),
                    stopped_early=bool(ckpt.get("stopped_early")))
     if state.finished and files.metrics.is_file():  # no data or training session needed
-        model_from_checkpoint(ckpt, last)  # still refuse weights that do not fit the architecture
+        model_from_checkpoint(ckpt, last, trust_code=True)  # still refuse weights that do not fit the architecture
         reporter.note(f"{run_dir} already finished {state.epoch} epochs; nothing to do")
         metrics = json.loads(files.metrics.read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)

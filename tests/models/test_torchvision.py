@@ -194,7 +194,8 @@ def test_bad_models_and_weights_are_one_line(tmp_path, monkeypatch):
         (("train", "--model", "torchvision:resnet18", "--out", tmp_path / "t"),
          "torchvision:resnet18 takes RGB images (3 channels), not 1: pass --color RGB"),
         (("pipeline", "--model", "lenet5,torchvision:resnet18", "--out", tmp_path / "p"),
-         "deploy torchvision:resnet18 with edgecv export torchvision:resnet18 --weights FILE"),
+         "edgecv pipeline runs edgecv's built-in models, not torchvision:resnet18"),
+        (("export", "w.pth", "--model", "lenet5"), "--model lenet5 takes a weights file as SOURCE"),
     ]
     for args, fragment in cases:
         assert_user_error(invoke(*args, cwd=tmp_path), fragment)
