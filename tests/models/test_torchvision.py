@@ -5,6 +5,7 @@ evaluation transform."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,8 +120,17 @@ def test_a_state_dict_trained_elsewhere_deploys_with_its_labels_and_is_scored_on
     report = json.loads((tmp_path / "eval.json").read_text())
     assert (report["split"], report["metrics"]["num_samples"]) == ("test", 3)  # a fifth of 15, stratified
     assert sum(map(sum, report["metrics"]["confusion_matrix"])) == 3
-    x = np.stack([Predictor(run / "model.onnx").preprocess(p) for p in sorted((folder / "star").glob("*.jpg"))])
-    assert x.shape == (5, 3, 224, 224)
+    # quantised (calibrated on the folder's training split) and benchmarked at 224 like any run
+    invoke("quantize", run, "--speed-batch", "1", check=True)
+    quantized = json.loads((run / "quantize.json").read_text())
+    assert set(quantized["models"]) == {"model.int8.onnx", "model.int8-dynamic.onnx", "model.fp16.onnx"}
+    invoke("bench", run, "--seconds", "0.05", "--no-isolate", "--batch-sizes", "1", check=True)
+    benched = {Path(v["file"]).name: v for v in json.loads((run / "bench.json").read_text())["variants"]}
+    assert {"best.pt", "model.onnx", "model.int8.onnx", "model.fp16.onnx"} <= set(benched)
+    assert all(v["metrics"]["num_samples"] == 3 for v in benched.values())
+    predicted = json.loads(invoke("predict", folder / "star", "--model", run / "model.int8.onnx", "--json",
+                                  check=True).stdout)
+    assert len(predicted) == 5 and {p["label"] for p in predicted} <= {"circle", "square", "star"}
 
 
 def test_checkpoints_load_however_people_saved_them(tmp_path):
