@@ -30,11 +30,8 @@ def models_cmd(
 
         if source not in SOURCES:
             raise EdgecvError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
-        if source == "torchvision":
-            _torchvision_table()
-            return
-        if source == "timm":
-            _timm_table()
+        if source != "edgecv":
+            _library_table(source)
             return
 
         table = Table(title=f"edgecv models (counts at {channels}xSxS input, {classes} classes)")
@@ -52,46 +49,21 @@ def models_cmd(
     run_guarded(body)
 
 
-def _torchvision_table() -> None:
-    """torchvision's classification models with their DEFAULT weights' preprocessing (metadata only: nothing
-    is built or downloaded)."""
-    from edgecv.models.torchvision_models import names, native_input, weights_entry
+def _library_table(source: str) -> None:
+    """torchvision's classifiers (their DEFAULT weights' preprocessing) or timm's pretrained tags."""
+    from edgecv.models.catalogue import COLUMNS, catalogue
 
-    table = Table(title="torchvision models (edgecv ... --model torchvision:NAME); preprocessing of the DEFAULT "
-                        "weights")
-    for col in ("model", "crop", "resize", "interpolation", "classes", "weights entries"):
+    rows = catalogue(source)
+    naming = "torchvision:NAME" if source == "torchvision" else "timm:ARCH.TAG"
+    table = Table(title=f"{source} models (edgecv ... --model {naming})")
+    for col in COLUMNS:
         table.add_column(col, justify="right" if col in ("crop", "resize", "classes") else "left")
-    all_names = names()
-    for arch in all_names:
-        native = native_input(arch)
-        entries = [w.name for w in type(weights_entry(arch, None))]
-        table.add_row(f"torchvision:{arch}", str(native.size), str(native.resize), native.interpolation,
-                      str(len(native.labels)), ", ".join(entries))
+    for row in rows:
+        table.add_row(*map(str, row))
     print_wide(table, 140)
-    out.print(f"{len(all_names)} models; --weights FILE loads a state dict, --weights DEFAULT (or an entry's name) "
-              "downloads through torchvision", soft_wrap=True)
-
-
-def _timm_table() -> None:
-    """timm's pretrained tags with their pretrained_cfg's preprocessing (metadata only)."""
-    import math
-
-    from edgecv.models.timm_models import require_timm
-
-    timm = require_timm()
-    from timm.models import get_pretrained_cfg
-
-    table = Table(title="timm models (edgecv ... --model timm:ARCH.TAG)")
-    for col in ("model", "crop", "resize", "interpolation", "classes"):
-        table.add_column(col, justify="left" if col in ("model", "interpolation") else "right")
-    tags = timm.list_models(pretrained=True)
-    for name in tags:
-        cfg = get_pretrained_cfg(name)
-        size = cfg.input_size[1]
-        table.add_row(f"timm:{name}", str(size), str(math.floor(size / (cfg.crop_pct or 0.875))),
-                      str(cfg.interpolation), str(cfg.num_classes))
-    print_wide(table, 120)
-    out.print(f"{len(tags)} pretrained tags; timm:ARCH alone takes timm's default tag", soft_wrap=True)
+    how = ("--weights DEFAULT (or an entry's name) downloads through torchvision" if source == "torchvision" else
+           "timm:ARCH alone takes timm's default tag; --weights DEFAULT downloads from the hub")
+    out.print(f"{len(rows)} models; --weights FILE loads a state dict, {how}", soft_wrap=True)
 
 
 def datasets_cmd() -> None:

@@ -46,7 +46,7 @@ class Source:
     model: nn.Module
     spec: ModelSpec
     config: TrainConfig
-    checkpoint: Path
+    checkpoint: Path | None  # None for a live module (edgecv.export_module)
     out_dir: Path  # default folder for exported files: the run directory
 
     @cached_property
