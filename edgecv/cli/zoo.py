@@ -81,8 +81,10 @@ def datasets_cmd() -> None:
 
 
 def summary_cmd(
-    model: str = typer.Argument(..., help="A registered model name (see `edgecv models`)."),
-    channels: int = typer.Option(1, "--channels", help="Input channels."),
+    model: str = typer.Argument(..., help="A model name (see `edgecv models`; torchvision:NAME, timm:ARCH.TAG, "
+                                           "path/net.py:factory)."),
+    channels: int = typer.Option(None, "--channels", help="Input channels [default: 3 for a model that takes RGB, "
+                                                          "else 1]."),
     classes: int = typer.Option(10, "--classes", help="Output classes."),
     img_size: int = typer.Option(None, "--img-size", help="Input size S (S x S); default: the model's."),
 ) -> None:
@@ -92,9 +94,11 @@ def summary_cmd(
         from edgecv.models import create_model, model_entry
         from edgecv.models.summary import summarize
 
-        size = img_size or model_entry(model).input_size
-        s = summarize(create_model(model, channels, classes, size), (channels, size, size))
-        table = Table(title=f"{model} at input {channels}x{size}x{size}, {classes} classes")
+        entry = model_entry(model)
+        size = img_size or entry.input_size
+        c = channels or (3 if entry.color == "RGB" else 1)
+        s = summarize(create_model(model, c, classes, size), (c, size, size))
+        table = Table(title=f"{model} at input {c}x{size}x{size}, {classes} classes")
         table.add_column("layer")
         table.add_column("type")
         table.add_column("output shape")

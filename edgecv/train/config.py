@@ -95,6 +95,7 @@ class TrainConfig:
             schedule=self.schedule or d.schedule,
             label_smoothing=self.label_smoothing if self.label_smoothing is not None else d.label_smoothing,
             img_size=self.img_size or entry.input_size,
+            color=self.color or entry.color,  # torchvision and timm models take RGB: gray data is converted
             flip=self.flip if self.flip is not None else info.allow_flip,
         )
         if entry.pretrained and not self.weights:

@@ -201,7 +201,7 @@ def test_bad_models_and_weights_are_one_line(tmp_path, monkeypatch):
         (("export", tmp_path, "--weights", resnet, *onnx), "--weights applies to a model deployed as it is"),
         (("export", "timm2:resnet18", *onnx), "models from other libraries are named torchvision:NAME"),
         (("export", "torchvision:resnet18", "--labels", "onlyone", *onnx), "--labels needs at least 2"),
-        (("train", "--model", "torchvision:resnet18", "--out", tmp_path / "t"),
+        (("train", "--model", "torchvision:resnet18", "--color", "L", "--out", tmp_path / "t"),
          "torchvision:resnet18 takes RGB images (3 channels), not 1: pass --color RGB"),
         (("pipeline", "--model", "lenet5,torchvision:resnet18", "--out", tmp_path / "p"),
          "edgecv pipeline runs edgecv's built-in models, not torchvision:resnet18"),
