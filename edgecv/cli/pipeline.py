@@ -27,9 +27,10 @@ def pipeline_cmd(
     data: str = typer.Option("digits", "--data", "-d", help="Data set: digits, mnist, fashion-mnist, cifar10 or "
                                                             "folder:PATH."),
     model: str = typer.Option("cnn-bn", "--model", "-m",
-                              help="A zoo model (edgecv models); several, comma-separated, make a study (e.g. "
-                                   "mlp,lenet5,cnn-bn), as does a study's name: quick, architectures, regularisation, "
-                                   "edge."),
+                              help="A zoo model (edgecv models), torchvision:NAME, timm:ARCH.TAG or your own "
+                                   "path/net.py:factory (this runs that code); several, comma-separated, make a study "
+                                   "(e.g. mlp,lenet5,cnn-bn), as does a study's name: quick, architectures, "
+                                   "regularisation, edge."),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Training epochs [default: the model's]."),
     provider: str = typer.Option("cpu", "--provider", help="ONNX Runtime provider for the benchmark: cpu | cuda | "
                                                            "tensorrt | openvino."),
@@ -89,9 +90,10 @@ def pipeline_cmd(
 
 
 def parse_models(text: str) -> tuple[str | None, list[str]]:
-    """``(study name or None, model names)`` from ``--model``: a study's name or comma-separated zoo names.
-    Unknown or repeated names are an error that lists the known ones, before anything is trained."""
-    from edgecv.models import MODELS  # torch: only once a pipeline runs
+    """``(study name or None, model names)`` from ``--model``: a study's name or comma-separated model names
+    (built-in, torchvision:NAME, timm:ARCH.TAG, path/net.py:factory). Unknown or repeated names are an error
+    that lists the known ones, before anything is trained."""
+    from edgecv.models import MODELS, model_entry  # torch: only once a pipeline runs
 
     text = text.strip()
     if text in STUDIES:
@@ -99,12 +101,10 @@ def parse_models(text: str) -> tuple[str | None, list[str]]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise EdgecvError("--model needs a zoo model, a comma-separated list of them, or a study name")
-    elsewhere = [n for n in names if ":" in n]
-    if elsewhere:
-        raise EdgecvError(f"edgecv pipeline runs edgecv's built-in models, not {elsewhere[0]}: train it with edgecv "
-                          "train (or deploy a torchvision or timm model with edgecv export NAME --weights FILE), "
-                          "then export, quantize and bench its run directory")
-    unknown = [n for n in names if n not in MODELS]
+    for name in names:
+        if ":" in name:
+            model_entry(name)  # an unknown torchvision or timm name, or a module that is not there: one line
+    unknown = [n for n in names if ":" not in n and n not in MODELS]
     if unknown:
         raise EdgecvError(f"unknown model {', '.join(map(repr, unknown))}; models: {', '.join(MODELS.names())}; "
                           f"studies: {', '.join(STUDIES.names())}")

@@ -92,6 +92,7 @@ class DataBundle:
     allow_flip: bool
     pad_mode: str  # how random crops fill the border: "constant" (black) or "reflect"
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (--keep-going)
+    framing: Framing = field(default_factory=Framing)  # how every image was brought to its size
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -243,5 +244,6 @@ def prepare(
         allow_flip=allow_flip,
         pad_mode=pad_mode,
         skipped=list(raw.skipped),
+        framing=framing,
         **splits,
     )

@@ -192,4 +192,5 @@ def prepare_stream(name: str, listing: Listing, size: int, allow_flip: bool, pad
     if check:
         mean, std = stats_from_sums(sums["train"][carved["train"][0]], size * size)
     return DataBundle(name=name, labels=listing.labels, color=listing.color, mean=mean, std=std,
-                      allow_flip=allow_flip, pad_mode=pad_mode, skipped=[path for path, _ in bad], **splits)
+                      allow_flip=allow_flip, pad_mode=pad_mode, skipped=[path for path, _ in bad], framing=framing,
+                      **splits)

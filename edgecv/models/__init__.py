@@ -7,6 +7,16 @@ from edgecv.models import transfer  # noqa: F401
 from edgecv.models import torchvision_models  # noqa: F401  (torchvision:NAME; torchvision is imported when used)
 from edgecv.models import timm_models  # noqa: F401  (timm:NAME; timm is imported when used)
 from edgecv.models import user_code  # noqa: F401  (path/net.py:factory, package.module:factory)
-from edgecv.models.base import MODELS, ModelEntry, NativeInput, TrainDefaults, create_model, model_entry, param_groups
+from edgecv.models.base import (
+    MODELS,
+    ModelEntry,
+    NativeInput,
+    TrainDefaults,
+    create_model,
+    keep_frozen_norms,
+    model_entry,
+    param_groups,
+)
 
-__all__ = ["MODELS", "ModelEntry", "NativeInput", "TrainDefaults", "create_model", "model_entry", "param_groups"]
+__all__ = ["MODELS", "ModelEntry", "NativeInput", "TrainDefaults", "create_model", "keep_frozen_norms", "model_entry",
+           "param_groups"]

@@ -10,6 +10,7 @@ from torch import nn
 
 from edgecv.core.errors import ModelError
 from edgecv.core.registry import Registry
+from edgecv.models.weights import head_of
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ModelEntry:
     load: Callable[[nn.Module, str, bool], None] | None = None
 
 
+LIBRARY_OPTIONS = frozenset({"weights", "weights_meta", "freeze", "feature_lr_scale"})  # torchvision's, timm's
 SOURCES: dict[str, Callable[[str], ModelEntry]] = {}  # "torchvision" -> the entry of torchvision:NAME
 # (recognises, resolves) pairs tried after SOURCES: a user's own module, path/net.py:factory
 FALLBACKS: list[tuple[Callable[[str], bool], Callable[[str], ModelEntry]]] = []
@@ -128,6 +130,36 @@ def _probe(model: nn.Module, in_channels: int, size: int) -> None:
     with torch.no_grad():
         model(torch.zeros(1, in_channels, size, size))
     model.train()
+
+
+def freeze_all_but_head(model: nn.Module, freeze: bool | None) -> nn.Module:
+    """A library model fine-tuned with --freeze: every parameter but the head's stops learning."""
+    if freeze:
+        head = head_of(model)
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(f"{head}."))
+    return model
+
+
+def head_and_body_groups(model: nn.Module, lr: float, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The head at ``lr``; the rest, when it learns, at ``lr`` x --feature-lr-scale (default 0.1 when starting
+    from weights, as vgg16-transfer does, else 1)."""
+    head = head_of(model)
+    scale = options.get("feature_lr_scale") or (0.1 if options.get("weights") else 1.0)
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in params if n.startswith(f"{head}.")], "lr": lr}]
+    body = [p for n, p in params if not n.startswith(f"{head}.")]
+    if body:
+        groups.append({"params": body, "lr": lr * scale})
+    return groups
+
+
+def keep_frozen_norms(model: nn.Module) -> None:
+    """BatchNorm layers whose parameters are frozen keep their running statistics: eval mode while the rest
+    of the model trains."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not m.weight.requires_grad:
+            m.eval()
 
 
 def param_groups(name: str, model: nn.Module, lr: float, options: dict[str, Any]) -> list[dict[str, Any]]:

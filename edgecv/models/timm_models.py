@@ -18,7 +18,14 @@ from typing import Any
 from torch import nn
 
 from edgecv.core.errors import ModelError
-from edgecv.models.base import SOURCES, ModelEntry, NativeInput
+from edgecv.models.base import (
+    LIBRARY_OPTIONS,
+    SOURCES,
+    ModelEntry,
+    NativeInput,
+    freeze_all_but_head,
+    head_and_body_groups,
+)
 from edgecv.models.weights import fit_state_dict, read_state_dict
 
 PREFIX = "timm"
@@ -87,14 +94,15 @@ def native_input(name: str) -> NativeInput:
 
 
 def _builder(name: str):
-    def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None) -> nn.Module:
+    def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None,
+              freeze: bool | None = None, feature_lr_scale: float | None = None) -> nn.Module:
         if c != 3:
             raise ModelError(f"timm:{name} takes RGB images (3 channels), not {c}: pass --color RGB")
         size = {"img_size": s} if _takes_img_size(name) else {}  # a ViT's position embeddings fit one size
         model = require_timm().create_model(name, pretrained=False, num_classes=k, **size)
         if weights:
             load_weights(model, name, weights, new_head=True)
-        return model
+        return freeze_all_but_head(model, freeze)
 
     return build
 
@@ -135,7 +143,8 @@ def entry_for(name: str) -> ModelEntry:
         return native
 
     return ModelEntry(f"{PREFIX}:{name}", f"timm {native.weights} ({len(native.labels)} classes)", _builder(name),
-                      native.size, options=frozenset({"weights", "weights_meta"}), native=meta, color="RGB",
+                      native.size, options=LIBRARY_OPTIONS, param_groups=head_and_body_groups, native=meta,
+                      color="RGB",
                       load=lambda model, weights, new_head: load_weights(model, name, weights, new_head))
 
 

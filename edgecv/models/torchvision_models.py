@@ -17,7 +17,14 @@ from typing import Any
 from torch import nn
 
 from edgecv.core.errors import ModelError
-from edgecv.models.base import SOURCES, ModelEntry, NativeInput
+from edgecv.models.base import (
+    LIBRARY_OPTIONS,
+    SOURCES,
+    ModelEntry,
+    NativeInput,
+    freeze_all_but_head,
+    head_and_body_groups,
+)
 from edgecv.models.weights import fit_state_dict, read_state_dict
 
 PREFIX = "torchvision"
@@ -74,9 +81,11 @@ def native_input(arch: str, which: str | None = None) -> NativeInput:
 
 
 def _builder(arch: str):
-    def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None) -> nn.Module:
-        """``arch`` with ``k`` outputs, from ``weights`` when given (``weights_meta`` names the weights entry
-        whose preprocessing applies: it changes the spec, not the network)."""
+    def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None,
+              freeze: bool | None = None, feature_lr_scale: float | None = None) -> nn.Module:
+        """``arch`` with ``k`` outputs, from ``weights`` when given, all but its head frozen with ``freeze``
+        (``weights_meta`` names the weights entry whose preprocessing applies and ``feature_lr_scale`` the
+        optimiser's groups: neither changes the network)."""
         from torchvision import models
 
         if c != 3:
@@ -85,7 +94,7 @@ def _builder(arch: str):
         model = models.get_model(arch, weights=None, num_classes=k, **extra)
         if weights:
             load_weights(model, arch, weights, new_head=True)
-        return model
+        return freeze_all_but_head(model, freeze)
 
     return build
 
@@ -124,7 +133,7 @@ def entry_for(arch: str) -> ModelEntry:
         raise ModelError(f"torchvision has no classification model {arch!r}{hint}")
     native = native_input(arch)
     return ModelEntry(f"{PREFIX}:{arch}", f"torchvision {arch} ({native.weights}, {len(native.labels)} classes)",
-                      _builder(arch), native.size, options=frozenset({"weights", "weights_meta"}),
+                      _builder(arch), native.size, options=LIBRARY_OPTIONS, param_groups=head_and_body_groups,
                       native=lambda which: native_input(arch, which), color="RGB",
                       load=lambda model, weights, new_head: load_weights(model, arch, weights, new_head))
 

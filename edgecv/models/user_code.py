@@ -2,9 +2,10 @@
 
 This runs your code. ``factory(num_classes)`` returns an ``nn.Module`` that maps (N, C, H, W) float images
 to (N, num_classes) logits; it may also take ``in_channels`` and ``img_size`` as keyword arguments, which
-edgecv passes when its signature names them. A run records where the code came from (its path and SHA-256),
-and whatever builds the model again (export, bench and eval of the checkpoint, explain, report, resume)
-refuses in one line when the file has changed since, unless told to trust it (``--trust-code``).
+edgecv passes when its signature names them, and carry an ``input_size`` attribute, its default --img-size.
+A run records where the code came from (its path and SHA-256), and whatever builds the model again (export,
+bench and eval of the checkpoint, explain, report, resume) refuses in one line when the file has changed
+since, unless told to trust it (``--trust-code``).
 """
 
 from __future__ import annotations
@@ -122,9 +123,12 @@ def _builder(name: str):
 
 
 def entry_for(name: str) -> ModelEntry:
-    """The entry of a user's factory (not cached: the file may change between calls)."""
-    code_file(name)
-    return ModelEntry(name, f"your code: {name}", _builder(name), DEFAULT_SIZE)
+    """The entry of a user's factory (not cached: the file may change between calls). A factory may carry an
+    ``input_size`` attribute, its default --img-size (else 224)."""
+    size = getattr(_factory(name), "input_size", DEFAULT_SIZE)
+    if not isinstance(size, int) or size < 1:
+        raise ModelError(f"--model {name}: its input_size attribute must be a positive whole number, got {size!r}")
+    return ModelEntry(name, f"your code: {name}", _builder(name), size)
 
 
 FALLBACKS.append((is_user_code, entry_for))

@@ -41,6 +41,7 @@ def _read(study_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
                 continue
             run = RunDir(study_dir / o["run_dir"])
             runs[o["model"]] = {
+                "folder": o["run_dir"],  # a plain folder name: net-build for net.py:build
                 "config": json.loads(run.config.read_text()),
                 "metrics": json.loads(run.metrics.read_text()),
                 "history": read_history(run.history),
@@ -95,7 +96,8 @@ def build_study_report(study_dir: Path | str):
                 labels, [(m, np.array(r["metrics"]["confusion_matrix"])) for m, r in runs.items()])),
                 "Each model's confusion matrix on the test split (the trained torch model, rows: true class).")]),
         Section("models", "Each model's report", [
-            Links([(f"{m}: {r['config']['epochs']} epochs, its variants, Grad-CAM and samples", f"{m}/report.html")
+            Links([(f"{m}: {r['config']['epochs']} epochs, its variants, Grad-CAM and samples",
+                    f"{r['folder']}/report.html")
                    for m, r in runs.items()])]),
         _environment(runs),
     ]

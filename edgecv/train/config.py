@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from edgecv.core.errors import EdgecvError
-from edgecv.data import parse_data_name
+from edgecv.core.spec import Framing
+from edgecv.data import DataBundle, load_dataset, parse_data_name
 from edgecv.models import model_entry
 from edgecv.models.torchvision_models import is_weights_name
 from edgecv.models.user_code import absolute, code_record, is_user_code
@@ -65,6 +67,25 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def preprocessing(self) -> tuple[Framing, list[float] | None, list[float] | None]:
+        """How a resolved run frames and normalises its images: a torchvision or timm model as its weights
+        expect (the shorter side resized in the weights' proportion to --img-size, centre-cropped, their mean and
+        std); others resized straight to --img-size, with the data set's own statistics (None, None)."""
+        entry = model_entry(self.model)
+        if entry.native is None:
+            return Framing(), None, None
+        native = entry.native(self.weights_meta)
+        resize = max(self.img_size, round(native.resize * self.img_size / native.size))  # type: ignore[operator]
+        return Framing(resize, native.interpolation), list(native.mean), list(native.std)
+
+    def load_data(self, progress: Callable[[int, int], None] | None = None) -> DataBundle:
+        """The resolved run's data set, framed and normalised as :meth:`preprocessing` says."""
+        framing, mean, std = self.preprocessing()
+        data = load_dataset(self.data, self.img_size, color=self.color, data_root=self.data_root,  # type: ignore[arg-type]
+                            download=self.download, keep_going=self.keep_going, stream=self.stream, progress=progress,
+                            framing=framing)
+        return replace(data, mean=mean, std=std) if mean else data
 
     def model_options(self) -> dict[str, Any]:
         """Builder options the user set (only models that declare them accept them)."""

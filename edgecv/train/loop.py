@@ -22,10 +22,10 @@ from edgecv.core.fsutil import remove_stale_temps, write_json
 from edgecv.core.history import write_history
 from edgecv.core.metrics import classification_metrics, macro_scores
 from edgecv.core.spec import ModelSpec
-from edgecv.data import DataBundle, load_dataset
+from edgecv.data import DataBundle
 from edgecv.data.base import Split
 from edgecv.data.batches import DeviceBatches, batches_for
-from edgecv.models import create_model, param_groups
+from edgecv.models import create_model, keep_frozen_norms, param_groups
 from edgecv.rundir import RunDir, claim_run_dir, default_run_dir
 from edgecv.train import distributed
 from edgecv.train.checkpoint import config_to_resume, load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -103,7 +103,8 @@ class _Session:
         self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_batches))
         self.spec = ModelSpec(
             labels=data.labels, input_shape=data.input_shape, mean=data.mean, std=data.std, color=data.color,
-            arch=cfg.model, dataset=data.name, edgecv_version=__version__,
+            resize=data.framing.resize, interpolation=data.framing.interpolation, arch=cfg.model, dataset=data.name,
+            edgecv_version=__version__,
         )
 
     def batches(self, split: Split) -> DeviceBatches:
@@ -163,6 +164,7 @@ def _train_epoch(s: _Session, reporter: Reporter) -> dict[str, float]:
     """One pass over the training split: mean loss, accuracy, macro precision/recall/F1 (of the predictions
     made while training, augmented) and images/s."""
     s.model.train()
+    keep_frozen_norms(s.model)
     loss_sum = torch.zeros((), device=s.device)
     correct = torch.zeros((), device=s.device, dtype=torch.long)
     preds, labels = [], []
@@ -316,11 +318,6 @@ def _finish(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Tr
     return TrainResult(run_dir, metrics, best["epoch"], state.epoch, state.stopped_early, state.history)
 
 
-def _load_data(cfg: TrainConfig, reporter: Reporter) -> DataBundle:
-    return load_dataset(cfg.data, cfg.img_size, color=cfg.color, data_root=cfg.data_root, download=cfg.download,
-                        keep_going=cfg.keep_going, stream=cfg.stream, progress=reporter.checking)
-
-
 def _join(cfg: TrainConfig, reporter: Reporter | None) -> tuple[torch.device, distributed.Dist, Reporter]:
     """The device, this process's place in a multi-process run, and its reporter (silent but on rank 0)."""
     device, dist = distributed.join(pick_device(cfg.device))
@@ -345,7 +342,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, overwrite: bool = 
     """Train ``cfg.model`` on ``cfg.data`` into a new run directory and score it on the test split."""
     cfg = cfg.resolved()
     device, dist, reporter = _join(cfg, reporter)
-    data = _load_data(cfg, reporter)
+    data = cfg.load_data(reporter.checking)
     session = _Session(cfg, data, device, load_weights=True)
     run_dir, problem = Path(cfg.out) if cfg.out else default_run_dir(cfg.model, cfg.data), None
     if dist.main:
@@ -392,7 +389,7 @@ def resume(run_dir: Path | str, reporter: Reporter | None = None, device: str | 
         metrics = json.loads(files.metrics.read_text())
         return TrainResult(run_dir, metrics, state.best_epoch, state.epoch, state.stopped_early, state.history)
     device, dist, reporter = _join(cfg, reporter)
-    session = _Session(cfg, _load_data(cfg, reporter), device, load_weights=False)
+    session = _Session(cfg, cfg.load_data(reporter.checking), device, load_weights=False)
     session.restore(ckpt)
     if dist.main:
         write_history(files.history, state.history)

@@ -19,7 +19,7 @@ from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
 from edgecv.measure.constraints import Answer, Constraints, answer, row_label, study_front
 from edgecv.report.study import build_study_report
-from edgecv.rundir import STUDY_FILE, RunDir, run_name
+from edgecv.rundir import STUDY_FILE, RunDir, plain_model_name, run_name
 from edgecv.workflow.options import RunOptions
 from edgecv.workflow.pipeline import PipelineOptions, run_pipeline
 
@@ -37,7 +37,8 @@ class StudyOptions(RunOptions):
     def study_dir(self) -> Path:
         if self.out is not None:
             return Path(self.out)
-        return Path("runs") / f"study-{run_name(self.name or '-'.join(self.models), self.data)}"
+        name = self.name or "-".join(map(plain_model_name, self.models))
+        return Path("runs") / f"study-{run_name(name, self.data)}"
 
 
 @dataclass
@@ -102,7 +103,7 @@ def run_study(opts: StudyOptions, reporter: Any = None,
     on_stage = on_stage or (lambda _m, _i, _n, _s: None)
     outcomes = []
     for model in opts.models:
-        run_dir = study_dir / model
+        run_dir = study_dir / plain_model_name(model)  # a plain folder name: torchvision-resnet18, net-build
         popts = PipelineOptions(model=model, out=run_dir, **opts.shared())
         try:
             result = run_pipeline(popts, reporter, lambda i, n, m, model=model: on_stage(model, i, n, m))
@@ -130,6 +131,7 @@ def _write_record(study_dir: Path, opts: StudyOptions, result: StudyResult) -> N
     write_json(study_dir / STUDY_FILE, {
         "name": opts.name, "data": opts.data, "models": opts.models, "epochs": opts.epochs,
         "provider": opts.provider, "constraints": asdict(opts.constraints),
-        "outcomes": [{"model": o.model, "run_dir": o.model, "ok": o.ok, "error": o.error} for o in result.outcomes],
+        "outcomes": [{"model": o.model, "run_dir": o.run_dir.name, "ok": o.ok, "error": o.error}
+                     for o in result.outcomes],
         "front": result.front, "answer": asdict(result.answer) if result.answer else None,
     })

@@ -203,8 +203,8 @@ def test_bad_models_and_weights_are_one_line(tmp_path, monkeypatch):
         (("export", "torchvision:resnet18", "--labels", "onlyone", *onnx), "--labels needs at least 2"),
         (("train", "--model", "torchvision:resnet18", "--color", "L", "--out", tmp_path / "t"),
          "torchvision:resnet18 takes RGB images (3 channels), not 1: pass --color RGB"),
-        (("pipeline", "--model", "lenet5,torchvision:resnet18", "--out", tmp_path / "p"),
-         "edgecv pipeline runs edgecv's built-in models, not torchvision:resnet18"),
+        (("pipeline", "--model", "lenet5,torchvision:resnet19", "--out", tmp_path / "p"),
+         "torchvision has no classification model 'resnet19'"),
         (("export", "w.pth", "--model", "lenet5"), "--model lenet5 takes a weights file as SOURCE"),
     ]
     for args, fragment in cases:
@@ -218,3 +218,57 @@ def test_bad_models_and_weights_are_one_line(tmp_path, monkeypatch):
                       "offline, pass --weights FILE (the published file is https://download.pytorch.org/models/"
                       "resnet18-f37072fd.pth)")
     assert not list(tmp_path.glob("runs/*"))  # nothing half-written
+
+
+def _colour_photos(folder, per_class=16, seed=5):
+    """A learnable folder: each class is a dominant colour, on JPEGs of many sizes and aspect ratios."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(("red", "green", "blue")):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            w, h = int(rng.integers(150, 420)), int(rng.integers(150, 420))
+            small = rng.integers(0, 90, (5, 5, 3), dtype=np.uint8)
+            small[..., k] += 150
+            Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC).save(folder / name / f"{i}.jpg")
+    return folder
+
+
+def test_fine_tuning_at_224_keeps_the_weights_preprocessing_and_serves_what_torchvision_computes(tmp_path):
+    """resnet18 from a state dict, its body frozen (BatchNorm statistics kept), a new 3-class head trained on
+    a folder at 224 with the weights' resize, crop, mean and std; then the Predictor against torchvision's
+    own transform and the trained torch model on photos it never saw."""
+    folder = _colour_photos(tmp_path / "colours")
+    torch.manual_seed(0)
+    start = tv.resnet18()
+    weights = tmp_path / "resnet18.pth"
+    torch.save(start.state_dict(), weights)
+    run = tmp_path / "run"
+    invoke("train", "--model", "torchvision:resnet18", "--weights", weights, "--freeze", "--data", f"folder:{folder}",
+           "--epochs", "4", "--batch-size", "8", "--lr", "0.01", "--out", run, check=True)
+    spec = json.loads((run / "spec.json").read_text())
+    assert (spec["input_shape"], spec["resize"], spec["interpolation"]) == ([3, 224, 224], 256, "bilinear")
+    assert spec["mean"] == [0.485, 0.456, 0.406] and spec["std"] == [0.229, 0.224, 0.225]  # the weights' own
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] >= 0.9
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["model"]
+    for key in ("layer1.0.bn1.running_mean", "layer4.1.conv2.weight", "bn1.running_var"):
+        assert torch.equal(best[key], start.state_dict()[key]), key  # frozen, statistics included
+    invoke("export", run, "--format", "onnx", check=True)
+    model = tv.resnet18(num_classes=3)
+    model.load_state_dict(best)
+    model.eval()
+    transform = tv.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    predictor = Predictor(run / "model.onnx", top_k=1)
+    unseen = _colour_photos(tmp_path / "unseen", per_class=12, seed=9)
+    paths = sorted(unseen.glob("*/*.jpg"))
+    agree, worst = 0, 0.0
+    for path in paths:
+        with Image.open(path) as img:
+            x = transform(img.convert("RGB"))[None]
+        with torch.no_grad():
+            want = model(x)[0].numpy() / spec["temperature"]  # the file's logits are calibrated
+        got = predictor.session.run(None, {"input": to_model_input(predictor.preprocess(str(path))[None],
+                                                                   predictor.spec)})[0][0]
+        worst = max(worst, float(np.abs(got - want).max() / max(1.0, np.abs(want).max())))
+        agree += int(predictor.predict(str(path)).index == int(want.argmax()))
+    assert agree / len(paths) >= 0.99 and worst < 1e-4
+    assert len({predictor.predict(str(p)).label for p in paths}) > 1  # it learnt something: not one class

@@ -18,6 +18,9 @@ def build(num_classes, in_channels=1):
                          nn.Flatten(), nn.Linear(8 * 16, num_classes))
 
 
+build.input_size = 16  # the default --img-size for this factory
+
+
 def broken(num_classes):
     raise ValueError("no such width")
 
@@ -76,3 +79,16 @@ def test_a_package_module_factory_and_bad_factories_are_one_line(tmp_path, monke
     weights.write_bytes(b"")
     assert_user_error(invoke("export", weights, "--model", "mypkg/nets.py:build", "--labels", "a,b", cwd=tmp_path),
                       "has no published weights and preprocessing to deploy it with as it is: train it")
+
+
+def test_a_study_takes_your_own_module_beside_a_built_in_one(tmp_path):
+    net = tmp_path / "net.py"
+    net.write_text(NET)
+    invoke("pipeline", "--model", "net.py:build,cnn-tiny", "--epochs", "1", "--seconds", "0.02", "--no-isolate",
+           "--out", tmp_path / "study", cwd=tmp_path, check=True)
+    study = json.loads((tmp_path / "study" / "study.json").read_text())
+    runs = {Path(o["run_dir"]).name for o in study["outcomes"]}
+    assert runs == {"net-build", "cnn-tiny"}  # plain folder names
+    assert all(o["ok"] for o in study["outcomes"])
+    assert (tmp_path / "study" / "net-build" / "report.html").is_file()
+    assert json.loads((tmp_path / "study" / "net-build" / "config.json").read_text())["model_code"]["sha256"]
