@@ -132,6 +132,28 @@ def _probe(model: nn.Module, in_channels: int, size: int) -> None:
     model.train()
 
 
+def library_entry(name: str, description: str, input_size: int, make: Callable[[int, int, str | None], nn.Module],
+                  load: Callable[[nn.Module, str, bool], None],
+                  native: Callable[[str | None], NativeInput]) -> ModelEntry:
+    """The entry of a model from another library (torchvision, timm): RGB input, ``make(num_classes, size,
+    weights)`` builds it, ``load`` fits a weights file or name into it (a new head for fine-tuning), --freeze
+    trains the head alone, --feature-lr-scale sets the body's learning rate, ``native`` gives the weights'
+    preprocessing."""
+
+    def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None,
+              freeze: bool | None = None, feature_lr_scale: float | None = None) -> nn.Module:
+        # weights_meta (the spec's preprocessing) and feature_lr_scale (the optimiser's groups) leave the network
+        if c != 3:
+            raise ModelError(f"{name} takes RGB images (3 channels), not {c}: pass --color RGB")
+        model = make(k, s, weights)
+        if weights:
+            load(model, weights, True)
+        return freeze_all_but_head(model, freeze)
+
+    return ModelEntry(name, description, build, input_size, options=LIBRARY_OPTIONS,
+                      param_groups=head_and_body_groups, native=native, color="RGB", load=load)
+
+
 def freeze_all_but_head(model: nn.Module, freeze: bool | None) -> nn.Module:
     """A library model fine-tuned with --freeze: every parameter but the head's stops learning."""
     if freeze:

@@ -18,14 +18,7 @@ from typing import Any
 from torch import nn
 
 from edgecv.core.errors import ModelError
-from edgecv.models.base import (
-    LIBRARY_OPTIONS,
-    SOURCES,
-    ModelEntry,
-    NativeInput,
-    freeze_all_but_head,
-    head_and_body_groups,
-)
+from edgecv.models.base import SOURCES, ModelEntry, NativeInput, library_entry
 from edgecv.models.weights import fit_state_dict, read_state_dict
 
 PREFIX = "timm"
@@ -93,23 +86,11 @@ def native_input(name: str) -> NativeInput:
                        chosen="" if "." in name else f"timm's default tag for {name}; timm:{name}.TAG names another")
 
 
-def _builder(name: str):
-    def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None,
-              freeze: bool | None = None, feature_lr_scale: float | None = None) -> nn.Module:
-        if c != 3:
-            raise ModelError(f"timm:{name} takes RGB images (3 channels), not {c}: pass --color RGB")
-        size = {"img_size": s} if _takes_img_size(name) else {}  # a ViT's position embeddings fit one size
-        model = require_timm().create_model(name, pretrained=False, num_classes=k, **size)
-        if weights:
-            load_weights(model, name, weights, new_head=True)
-        return freeze_all_but_head(model, freeze)
-
-    return build
-
-
-def _takes_img_size(name: str) -> bool:
-    """Vision transformers build their position embeddings for one size, given as ``img_size``."""
-    return bool(_cfg(name).fixed_input_size)
+def _make(name: str, k: int, s: int, fixed_size: bool) -> nn.Module:
+    """``name`` with ``k`` outputs, randomly initialised; a vision transformer (``fixed_size``) builds its
+    position embeddings for ``s``, given as ``img_size``."""
+    size = {"img_size": s} if fixed_size else {}
+    return require_timm().create_model(name, pretrained=False, num_classes=k, **size)
 
 
 def load_weights(model: nn.Module, name: str, weights: str, new_head: bool) -> None:
@@ -135,6 +116,7 @@ def download(name: str) -> dict:
 def entry_for(name: str) -> ModelEntry:
     """The model entry of ``timm:arch[.tag]``; --weights-meta does not apply (the tag names the weights)."""
     native = native_input(name)
+    fixed_size = bool(_cfg(name).fixed_input_size)
 
     def meta(which: str | None) -> NativeInput:
         if which:
@@ -142,10 +124,9 @@ def entry_for(name: str) -> ModelEntry:
                              f"(timm:{name.partition('.')[0]}.TAG), not --weights-meta")
         return native
 
-    return ModelEntry(f"{PREFIX}:{name}", f"timm {native.weights} ({len(native.labels)} classes)", _builder(name),
-                      native.size, options=LIBRARY_OPTIONS, param_groups=head_and_body_groups, native=meta,
-                      color="RGB",
-                      load=lambda model, weights, new_head: load_weights(model, name, weights, new_head))
+    return library_entry(f"{PREFIX}:{name}", f"timm {native.weights} ({len(native.labels)} classes)", native.size,
+                         lambda k, s, _weights: _make(name, k, s, fixed_size),
+                         lambda model, weights, new_head: load_weights(model, name, weights, new_head), meta)
 
 
 SOURCES[PREFIX] = entry_for

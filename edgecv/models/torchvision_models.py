@@ -17,14 +17,7 @@ from typing import Any
 from torch import nn
 
 from edgecv.core.errors import ModelError
-from edgecv.models.base import (
-    LIBRARY_OPTIONS,
-    SOURCES,
-    ModelEntry,
-    NativeInput,
-    freeze_all_but_head,
-    head_and_body_groups,
-)
+from edgecv.models.base import SOURCES, ModelEntry, NativeInput, library_entry
 from edgecv.models.weights import fit_state_dict, read_state_dict
 
 PREFIX = "torchvision"
@@ -80,23 +73,12 @@ def native_input(arch: str, which: str | None = None) -> NativeInput:
                        chosen="" if which else "the architecture's DEFAULT entry; --weights-meta names another")
 
 
-def _builder(arch: str):
-    def build(c: int, k: int, s: int, weights: str | None = None, weights_meta: str | None = None,
-              freeze: bool | None = None, feature_lr_scale: float | None = None) -> nn.Module:
-        """``arch`` with ``k`` outputs, from ``weights`` when given, all but its head frozen with ``freeze``
-        (``weights_meta`` names the weights entry whose preprocessing applies and ``feature_lr_scale`` the
-        optimiser's groups: neither changes the network)."""
-        from torchvision import models
+def _make(arch: str, k: int, weights: str | None) -> nn.Module:
+    """``arch`` with ``k`` outputs, randomly initialised (its weights, if any, are loaded after)."""
+    from torchvision import models
 
-        if c != 3:
-            raise ModelError(f"torchvision:{arch} takes RGB images (3 channels), not {c}: pass --color RGB")
-        extra: dict[str, Any] = {"aux_logits": False, "init_weights": weights is None} if arch in AUXILIARY else {}
-        model = models.get_model(arch, weights=None, num_classes=k, **extra)
-        if weights:
-            load_weights(model, arch, weights, new_head=True)
-        return freeze_all_but_head(model, freeze)
-
-    return build
+    extra: dict[str, Any] = {"aux_logits": False, "init_weights": weights is None} if arch in AUXILIARY else {}
+    return models.get_model(arch, weights=None, num_classes=k, **extra)
 
 
 def load_weights(model: nn.Module, arch: str, weights: str, new_head: bool) -> None:
@@ -132,10 +114,10 @@ def entry_for(arch: str) -> ModelEntry:
             "; `edgecv models --source torchvision` lists them"
         raise ModelError(f"torchvision has no classification model {arch!r}{hint}")
     native = native_input(arch)
-    return ModelEntry(f"{PREFIX}:{arch}", f"torchvision {arch} ({native.weights}, {len(native.labels)} classes)",
-                      _builder(arch), native.size, options=LIBRARY_OPTIONS, param_groups=head_and_body_groups,
-                      native=lambda which: native_input(arch, which), color="RGB",
-                      load=lambda model, weights, new_head: load_weights(model, arch, weights, new_head))
+    return library_entry(f"{PREFIX}:{arch}", f"torchvision {arch} ({native.weights}, {len(native.labels)} classes)",
+                         native.size, lambda k, _s, weights: _make(arch, k, weights),
+                         lambda model, weights, new_head: load_weights(model, arch, weights, new_head),
+                         lambda which: native_input(arch, which))
 
 
 SOURCES[PREFIX] = entry_for

@@ -101,9 +101,8 @@ def _factory(name: str) -> Any:
     return factory
 
 
-def _builder(name: str):
+def _builder(name: str, factory: Any):
     def build(c: int, k: int, s: int) -> nn.Module:
-        factory = _factory(name)
         try:
             params = inspect.signature(factory).parameters
         except (TypeError, ValueError):
@@ -125,10 +124,11 @@ def _builder(name: str):
 def entry_for(name: str) -> ModelEntry:
     """The entry of a user's factory (not cached: the file may change between calls). A factory may carry an
     ``input_size`` attribute, its default --img-size (else 224)."""
-    size = getattr(_factory(name), "input_size", DEFAULT_SIZE)
+    factory = _factory(name)  # imported once per entry: its builder calls this very object
+    size = getattr(factory, "input_size", DEFAULT_SIZE)
     if not isinstance(size, int) or size < 1:
         raise ModelError(f"--model {name}: its input_size attribute must be a positive whole number, got {size!r}")
-    return ModelEntry(name, f"your code: {name}", _builder(name), size)
+    return ModelEntry(name, f"your code: {name}", _builder(name, factory), size)
 
 
 FALLBACKS.append((is_user_code, entry_for))
