@@ -38,7 +38,7 @@ class RichReporter:
         verb = "Resuming" if first_epoch > 1 else "Training"
         out.print(f"[bold]{verb}[/] {cfg.model} on {escape(data.name)} ({c}x{h}x{w}, {len(data.labels)} classes: "
                   f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test"
-                  f"{_streamed(cfg) if data.streamed else ''}) "
+                  f"{_streamed(cfg, data) if data.streamed else ''}) "
                   f"for {cfg.epochs} epochs, {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, seed {cfg.seed} "
                   f"-> {escape(str(run_dir))}", soft_wrap=True)
         if first_epoch > cfg.epochs:
@@ -99,11 +99,12 @@ class RichReporter:
         return f"; epoch {self.epochs_done} is saved, continue with: edgecv train --resume {self.run_dir}"
 
 
-def _streamed(cfg) -> str:
+def _streamed(cfg, data) -> str:
     from edgecv.data.stream import default_workers
 
     workers = default_workers(cfg.workers)
-    return f", streamed from disk by {workers} DataLoader workers" if workers else ", streamed from disk"
+    how = f", streamed from disk by {workers} DataLoader workers" if workers else ", streamed from disk"
+    return how + (", random-resized crops of each whole image" if data.random_crops else "")
 
 
 def _check_split(batch_size: int, nproc: int) -> None:
@@ -177,12 +178,17 @@ def train_cmd(
     trust_code: bool = TRUST_CODE,
     img_size: int = typer.Option(None, "--img-size", help="Resize images to S x S [default: the model's]."),
     color: str = typer.Option(None, "--color", help="Convert images to L or RGB [default: the data's]."),
-    augment: bool = typer.Option(None, "--augment/--no-augment", help="Random crops with padding [default: on]."),
+    augment: bool = typer.Option(None, "--augment/--no-augment",
+                                 help="Random crops with padding; for a torchvision or timm model on a folder, "
+                                      "torchvision's random-resized crops of each whole image [default: on]."),
     flip: bool = typer.Option(None, "--flip/--no-flip", help="Horizontal flips [default: the data set's]."),
     data_root: Path = typer.Option(None, "--data-root", help="Folder of torchvision data sets [default: data]."),
     download: bool = typer.Option(None, "--download", help="Download torchvision data sets if missing."),
-    weights: Path = typer.Option(None, "--weights", help="Pretrained VGG16 state dict (vgg16-transfer)."),
-    freeze: bool = typer.Option(None, "--freeze/--unfreeze", help="Freeze pretrained features [default: on]."),
+    weights: Path = typer.Option(None, "--weights", help="Starting weights: a state dict or checkpoint file, or a "
+                                 "torchvision weights name (DEFAULT, IMAGENET1K_V2; downloads) for torchvision:NAME, "
+                                 "DEFAULT (the hub) for timm:NAME; vgg16-transfer needs a VGG16 file."),
+    freeze: bool = typer.Option(None, "--freeze/--unfreeze", help="Train the head alone, the rest frozen "
+                                 "(BatchNorm statistics kept) [default: on for vgg16-transfer, else off]."),
     feature_lr_scale: float = typer.Option(None, "--feature-lr-scale", help="Feature LR = lr x this (unfrozen)."),
     amp: str = typer.Option(None, "--amp", help="CUDA mixed precision: auto | bf16 | fp16 | off."),
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last", help="[default: on CUDA]"),
@@ -193,7 +199,8 @@ def train_cmd(
     stream: bool = typer.Option(None, "--stream/--no-stream",
                                 help="Folder data: decode images from disk batch by batch (DataLoader workers) "
                                      "instead of holding them in memory [default: when the folder would take more "
-                                     "than EDGECV_RESIDENT_MB, 1024]."),
+                                     "than EDGECV_RESIDENT_MB, 1024, and always for a torchvision or timm model "
+                                     "trained with augmentation]."),
     workers: int = typer.Option(None, "--workers",
                                 help="DataLoader processes decoding a streamed folder [default: one per core, "
                                      "at most 4]; 0 decodes in the training process."),

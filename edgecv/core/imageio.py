@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,16 +95,32 @@ def to_pixels(img: Image.Image, color: str, size: tuple[int, int], framing: Fram
               name: str = "image") -> np.ndarray:
     """Decode, orient, convert to ``color`` (L or RGB) and bring to ``size`` (H, W) as ``framing`` says:
     uint8 (C, H, W)."""
+    return chw(decoded(img, color, name, lambda im: frame(im, size, framing)))
+
+
+def chw(img: Image.Image) -> np.ndarray:
+    """A decoded L or RGB Pillow image as uint8 (C, H, W)."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def decoded(img: Image.Image, color: str, name: str = "image",
+            then: Callable[[Image.Image], Image.Image] | None = None) -> Image.Image:
+    """``img`` decoded, oriented and converted to ``color`` (L or RGB) at its own size, then passed through
+    ``then`` (a resize or crop), with any damage raised as :class:`InvalidImageError`."""
     try:
         with warnings.catch_warnings():  # damage shows as an error below or as odd pixels, never a warning
             warnings.simplefilter("ignore")
-            return _decode(img, color, size, framing, name)
+            img = _convert(img, color, name)
+            img = then(img) if then else img
+            img.load()
+            return img
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImageError(f"{name} cannot be decoded (truncated or corrupt?): {exc}") from None
 
 
-def _decode(img: Image.Image, color: str, size: tuple[int, int], framing: Framing, name: str) -> np.ndarray:
-    """Orient, bring to ``color`` and ``size``; Pillow decodes lazily, so damage surfaces here."""
+def _convert(img: Image.Image, color: str, name: str) -> Image.Image:
+    """Orient and bring to ``color``; Pillow decodes lazily, so damage surfaces here or in the caller's resize."""
     if img.format and img.getexif().get(0x0112, 1) != 1:  # decoded files only; arrays have no EXIF
         img = ImageOps.exif_transpose(img)
     if img.mode in SIXTEEN_BIT:  # 16-bit and 32-bit gray: scale to 0..255 rather than clip at 255
@@ -118,8 +135,7 @@ def _decode(img: Image.Image, color: str, size: tuple[int, int], framing: Framin
         except ValueError:
             raise InvalidImageError(f"{name} is in Pillow mode {img.mode}, which Pillow cannot convert to "
                                     f"{color}") from None
-    arr = np.asarray(frame(img, size, framing), dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return img
 
 
 def frame(img: Image.Image, size: tuple[int, int], framing: Framing) -> Image.Image:

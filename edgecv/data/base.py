@@ -99,6 +99,11 @@ class DataBundle:
         return self.train.input_shape
 
     @property
+    def random_crops(self) -> bool:
+        """Whether training crops each whole image at random (torchvision's way) rather than the framed one."""
+        return bool(getattr(self.train, "random_crops", False))
+
+    @property
     def streamed(self) -> bool:
         return bool(self.train.streamed)
 

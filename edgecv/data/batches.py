@@ -8,20 +8,29 @@ device. There are no DataLoader workers and no per-sample PIL transforms.
 Streamed (:class:`StreamBatches`, for a :class:`~edgecv.data.stream.FolderSplit`): the same permutation and
 the same batch augmentation on the device, but each batch's images are decoded from disk by DataLoader
 worker processes a few batches ahead, so memory does not grow with the number of images. Given the same
-pixels, both draw exactly the same batches.
+pixels, both draw exactly the same batches. A split marked for random-resized crops (a torchvision or timm
+model fine-tuned on a folder) is cropped from each whole image in the worker, torchvision's way, instead of
+the padded crop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import InterpolationMode, RandomResizedCrop
+from torchvision.transforms import functional as TF  # noqa: N812
 
 from edgecv.core.errors import DataError
+from edgecv.core.imageio import chw
 from edgecv.data.base import Split
 from edgecv.data.stream import FolderSplit, default_workers
+
+CROP_AREA = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults, as its reference training recipes use
+CROP_RATIO = (3 / 4, 4 / 3)
 
 
 def random_crop(x: torch.Tensor, pad: int, mode: str, gen: torch.Generator) -> torch.Tensor:
@@ -133,8 +142,22 @@ class DeviceBatches:
             yield self.normalize(x), self.y[idx]
 
 
+def random_resized_crop(split: FolderSplit, i: int, seed: int) -> np.ndarray:
+    """Image ``i`` of ``split`` as torchvision's ``RandomResizedCrop`` trains a torchvision or timm model: a
+    crop of 8-100% of the whole image's area at an aspect ratio of 3/4 to 4/3, resized to the split's size with
+    its framing's interpolation; ``seed`` fixes the crop, so a resumed epoch draws the same one."""
+    img = split.whole(i)
+    with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global generator
+        torch.manual_seed(seed)
+        top, left, h, w = RandomResizedCrop.get_params(img, list(CROP_AREA), list(CROP_RATIO))
+    crop = TF.resized_crop(img, top, left, h, w, [split.size, split.size],
+                           interpolation=InterpolationMode(split.framing.interpolation))
+    return chw(crop)
+
+
 class _Decoded(Dataset):
-    """A folder split's images by position, decoded in a DataLoader worker."""
+    """A folder split's images by position (or (position, crop seed) for random-resized crops), decoded in a
+    DataLoader worker."""
 
     def __init__(self, split: FolderSplit) -> None:
         self.split = split
@@ -142,8 +165,11 @@ class _Decoded(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        pixels = self.split.decode(i)
+    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor:
+        if isinstance(key, tuple):
+            pixels = random_resized_crop(self.split, *key)
+        else:
+            pixels = self.split.decode(key)
         return torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())
 
 
@@ -151,9 +177,9 @@ class _EpochOrder:
     """The batch sampler: this epoch's batches of indices, set by :class:`StreamBatches` before each pass."""
 
     def __init__(self) -> None:
-        self.batches: list[list[int]] = []
+        self.batches: list[list[int] | list[tuple[int, int]]] = []
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int] | list[tuple[int, int]]]:
         return iter(self.batches)
 
     def __len__(self) -> int:
@@ -173,6 +199,7 @@ class StreamBatches(DeviceBatches):
         super().__init__(split, *args, **kwargs)
 
     def _keep(self, split) -> None:
+        self.random_crops = split.random_crops and self.shuffle
         self.order = _EpochOrder()
         persistent = self.workers > 0 and self.shuffle  # training reuses its workers every epoch
         self.loader = DataLoader(_Decoded(split), batch_sampler=self.order, num_workers=self.workers,
@@ -181,6 +208,9 @@ class StreamBatches(DeviceBatches):
 
     def _images(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
         self.order.batches = [idx.tolist() for idx in batches]
+        if self.random_crops:  # one seed per epoch from the run's generator, one crop per image from it
+            base = int(torch.randint(0, 2**62, (1,), generator=self.gen))
+            self.order.batches = [[(i, base + i) for i in idx] for idx in self.order.batches]
         loaded = iter(self.loader)
         while True:
             try:

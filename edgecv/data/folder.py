@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from edgecv.core.errors import DataError, InvalidImageError
-from edgecv.core.imageio import MAX_PIXELS, open_image, to_pixels
+from edgecv.core.imageio import MAX_PIXELS, decoded, open_image, to_pixels
 from edgecv.core.spec import Framing
 from edgecv.data.base import RawData, few_names
 
@@ -77,6 +77,14 @@ def decode_chw(path: str, size: int, color: str, framing: Framing = Framing()) -
     same pixels."""
     try:
         return to_pixels(_open_checked(path), color, (size, size), framing, f"image {path}")
+    except InvalidImageError as exc:
+        raise DataError(str(exc)) from None
+
+
+def decode_whole(path: str, color: str) -> Image.Image:
+    """One image decoded at its own size in ``color`` (oriented, converted), for a random crop of it."""
+    try:
+        return decoded(_open_checked(path), color, f"image {path}")
     except InvalidImageError as exc:
         raise DataError(str(exc)) from None
 

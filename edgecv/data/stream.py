@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+from PIL import Image
 
 from edgecv.core.errors import DataError
 from edgecv.core.spec import COLORS, Framing
 from edgecv.data.base import TEST_FRACTION, VAL_FRACTION, DataBundle, pixel_sums, stats_from_sums, stratified_split
-from edgecv.data.folder import Listing, decode_chw, refuse_bad
+from edgecv.data.folder import Listing, decode_chw, decode_whole, refuse_bad
 
 CHUNK = 256  # images decoded per chunk; two chunks are decoded ahead of the one in use
 RESIDENT_MB = 1024  # folders that decode to more than this stream (EDGECV_RESIDENT_MB overrides)
@@ -64,11 +65,23 @@ class FolderSplit:
 
     streamed = True
 
-    def __init__(self, paths: np.ndarray, y: np.ndarray, size: int, color: str, framing: Framing = Framing()) -> None:
+    def __init__(self, paths: np.ndarray, y: np.ndarray, size: int, color: str, framing: Framing = Framing(),
+                 random_crops: bool = False) -> None:
         self.paths = np.asarray(paths, dtype=str)
         self.y = np.asarray(y, dtype=np.int64)
         self.size, self.color, self.framing = size, color, framing
+        # training at a weights' framing: torchvision's random-resized crops of the whole image, drawn in
+        # training (edgecv.data.batches), instead of the framed image's padded crop
+        self.random_crops = random_crops
         self.bad: list[tuple[str, str]] = []
+
+    def with_random_crops(self) -> FolderSplit:
+        """The same images, trained on as random-resized crops of each whole image."""
+        return FolderSplit(self.paths, self.y, self.size, self.color, self.framing, random_crops=True)
+
+    def whole(self, i: int) -> Image.Image:
+        """Image ``i`` decoded at its own size, in the split's colour; DataError if it cannot be read."""
+        return decode_whole(str(self.paths[i]), self.color)
 
     def __len__(self) -> int:
         return len(self.y)

@@ -46,7 +46,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels (slower on CUDA)
     img_size: int | None = None  # images are resized to size x size; None: the model's input size
     color: str | None = None  # L | RGB; None: the data set's own
-    augment: bool = True  # random crop with padding
+    augment: bool = True  # random crop with padding (random-resized crops: torchvision/timm models on a folder)
     flip: bool | None = None  # horizontal flips; None: the data set's default (never for digits)
     data_root: str = "data"  # where torchvision data sets live
     download: bool = False
@@ -80,12 +80,25 @@ class TrainConfig:
         return Framing(resize, native.interpolation), list(native.mean), list(native.std)
 
     def load_data(self, progress: Callable[[int, int], None] | None = None) -> DataBundle:
-        """The resolved run's data set, framed and normalised as :meth:`preprocessing` says."""
+        """The resolved run's data set, framed and normalised as :meth:`preprocessing` says.
+
+        A torchvision or timm model trained on a folder with augmentation streams it and trains on
+        random-resized crops of each whole image, as torchvision's recipes do (``--no-stream`` holds the framed
+        images in memory and trains on their padded crops instead)."""
         framing, mean, std = self.preprocessing()
+        crops = self.random_crops()
         data = load_dataset(self.data, self.img_size, color=self.color, data_root=self.data_root,  # type: ignore[arg-type]
-                            download=self.download, keep_going=self.keep_going, stream=self.stream, progress=progress,
-                            framing=framing)
+                            download=self.download, keep_going=self.keep_going, stream=True if crops else self.stream,
+                            progress=progress, framing=framing)
+        if crops:
+            data = replace(data, train=data.train.with_random_crops())
         return replace(data, mean=mean, std=std) if mean else data
+
+    def random_crops(self) -> bool:
+        """Whether training draws torchvision's random-resized crops from whole images: a torchvision or timm
+        model, a folder, augmentation on and streaming not turned off."""
+        return (self.augment and self.stream is not False and self.data.startswith("folder:")
+                and model_entry(self.model).native is not None)
 
     def model_options(self) -> dict[str, Any]:
         """Builder options the user set (only models that declare them accept them)."""

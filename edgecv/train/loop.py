@@ -95,7 +95,7 @@ class _Session:
         self.train_batches = batches_for(
             data.train, data.mean, data.std, distributed.per_rank_batch(cfg.batch_size, self.dist), device,
             workers=cfg.workers, shuffle=True, shard=(self.dist.rank, self.dist.world),
-            crop_pad=max(1, cfg.img_size // 16) if cfg.augment else 0, pad_mode=data.pad_mode,
+            crop_pad=0 if data.random_crops or not cfg.augment else max(1, cfg.img_size // 16), pad_mode=data.pad_mode,
             flip=bool(cfg.flip), gen=self.gen, channels_last=channels_last, drop_last=True,
         )
         groups = param_groups(cfg.model, self.model, cfg.lr, options)

@@ -1,13 +1,17 @@
-"""The device-resident batch loader: coverage, normalisation, batched augmentation, determinism."""
+"""The batch loaders: coverage, normalisation, batched augmentation, random-resized crops, determinism."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import InterpolationMode, RandomResizedCrop
 
+from edgecv.core.spec import Framing
 from edgecv.data.base import Split
-from edgecv.data.batches import DeviceBatches, random_crop, random_flip
+from edgecv.data.batches import DeviceBatches, StreamBatches, random_crop, random_flip, random_resized_crop
+from edgecv.data.stream import FolderSplit
 
 
 def _split(n=10, c=1, size=6):
@@ -73,3 +77,37 @@ def test_same_generator_state_gives_the_same_augmented_batches():
 
     assert all(torch.equal(a, b) for a, b in zip(epoch(3), epoch(3), strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(epoch(3), epoch(4), strict=True))
+
+
+def test_random_resized_crops_are_torchvisions_own_drawn_from_the_whole_image(tmp_path):
+    """A split marked for random-resized crops gives, per image and seed, exactly what torchvision's
+    RandomResizedCrop gives on the whole decoded image; the crops change every epoch, and the same generator
+    state draws the same epoch again (a resumed run)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (w, h) in enumerate([(300, 200), (180, 260), (96, 96), (400, 120)]):
+        paths.append(tmp_path / f"{i}.png")  # lossless, so the comparison is exact
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(paths[-1])
+    split = FolderSplit(np.array(paths, dtype=str), np.arange(4), 64, "RGB", Framing(73, "bicubic"))
+    crops = split.with_random_crops()
+    for i, seed in [(0, 5), (1, 6), (3, 2**40 + 3)]:
+        torch.manual_seed(seed)
+        with Image.open(paths[i]) as img:
+            want = np.asarray(RandomResizedCrop(64, interpolation=InterpolationMode.BICUBIC)(img.convert("RGB")))
+        assert np.array_equal(random_resized_crop(crops, i, seed), want.transpose(2, 0, 1))
+    assert not np.array_equal(random_resized_crop(crops, 0, 5), split.decode(0))  # not the centre crop
+
+    def epoch(batches):
+        return [(x.numpy().copy(), y.tolist()) for x, y in batches]
+
+    def loader(seed):
+        return StreamBatches(crops, [0.0] * 3, [1.0] * 3, 4, torch.device("cpu"), shuffle=True, workers=0,
+                             gen=torch.Generator().manual_seed(seed))
+
+    batches = loader(3)
+    first, second = epoch(batches), epoch(batches)
+    assert not np.array_equal(first[0][0], second[0][0])  # new crops every epoch
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, epoch(loader(3)), strict=True))
+    held = StreamBatches(crops, [0.0] * 3, [1.0] * 3, 4, torch.device("cpu"), workers=0)  # evaluation
+    x, _ = next(iter(held))
+    assert np.allclose(x[0].numpy(), split.decode(0) / 255.0)  # evaluation frames, never crops at random

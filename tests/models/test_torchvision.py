@@ -235,7 +235,8 @@ def _colour_photos(folder, per_class=16, seed=5):
 
 def test_fine_tuning_at_224_keeps_the_weights_preprocessing_and_serves_what_torchvision_computes(tmp_path):
     """resnet18 from a state dict, its body frozen (BatchNorm statistics kept), a new 3-class head trained on
-    a folder at 224 with the weights' resize, crop, mean and std; then the Predictor against torchvision's
+    a folder streamed at 224 (torchvision's random-resized crops of each whole photo) with the weights'
+    resize, crop, mean and std for evaluation; then the Predictor against torchvision's
     own transform and the trained torch model on photos it never saw."""
     folder = _colour_photos(tmp_path / "colours")
     torch.manual_seed(0)
@@ -243,8 +244,10 @@ def test_fine_tuning_at_224_keeps_the_weights_preprocessing_and_serves_what_torc
     weights = tmp_path / "resnet18.pth"
     torch.save(start.state_dict(), weights)
     run = tmp_path / "run"
-    invoke("train", "--model", "torchvision:resnet18", "--weights", weights, "--freeze", "--data", f"folder:{folder}",
-           "--epochs", "4", "--batch-size", "8", "--lr", "0.01", "--out", run, check=True)
+    trained = invoke("train", "--model", "torchvision:resnet18", "--weights", weights, "--freeze",
+                     "--data", f"folder:{folder}", "--epochs", "4", "--batch-size", "8", "--lr", "0.01", "--out", run,
+                     check=True)
+    assert "streamed from disk" in trained.stdout and "random-resized crops of each whole image" in trained.stdout
     spec = json.loads((run / "spec.json").read_text())
     assert (spec["input_shape"], spec["resize"], spec["interpolation"]) == ([3, 224, 224], 256, "bilinear")
     assert spec["mean"] == [0.485, 0.456, 0.406] and spec["std"] == [0.229, 0.224, 0.225]  # the weights' own
