@@ -11,6 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecv.core.errors import DataError, MissingSpecError, ModelError
 from edgecv.core.spec import COLORS, Framing, ModelSpec
 from edgecv.data import load_dataset
@@ -61,24 +63,41 @@ def load_bundle(name: str, data_root: str | None, input_shape: tuple[int, int, i
     as in training, or the test split would differ from the one the model was trained beside; otherwise they
     show (and stop the work) as the folder is read."""
 
-    c, h, w = input_shape
-    if h != w:
-        raise ModelError(f"the model takes {h}x{w} images; edgecv data sets are square")
-    color = next((mode for mode, channels in COLORS.items() if channels == c), None)
-    if color is None:
-        raise ModelError(f"the model takes {c} channels; edgecv data sets have 1 (L) or 3 (RGB)")
+    color = check_square(input_shape)
+    h = input_shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_dataset(name, h, color=color, data_root=data_root, keep_going=keep_going, stream=stream,
                             check=keep_going, framing=framing)
 
 
-def check_labels(bundle: Any, spec: ModelSpec) -> None:
-    """The data set must name the same classes, in the same order, as the model predicts."""
+def check_square(input_shape: tuple[int, int, int]) -> str:
+    """The colour mode of a model's input, which must be square (edgecv's data sets are) in 1 or 3 channels."""
+    c, h, w = input_shape
+    if h != w:
+        raise ModelError(f"the model takes {h}x{w} images; edgecv data sets are square")
+    color = next((mode for mode, channels in COLORS.items() if channels == c), None)
+    if color is None:
+        raise ModelError(f"the model takes {c} channels; edgecv data sets have 1 (L) or 3 (RGB)")
+    return color
 
-    if list(bundle.labels) != list(spec.labels):
-        raise DataError(f"data set {bundle.name!r} has classes {_few(bundle.labels)} but the model predicts "
-                        f"{_few(spec.labels)}")
+
+def class_positions(data_name: str, data_labels: list[str], spec: ModelSpec,
+                    label_map: dict[str, str] | None = None) -> np.ndarray:
+    """For each class of the data set, in its own order, the model's output index for it, matched by name
+    (after ``label_map``: folder name -> model label), never by position. The data set may hold only some of
+    the model's classes; one the model does not have is an error listing them."""
+    names = [label_map.get(n, n) for n in data_labels] if label_map else list(data_labels)
+    index = {label: i for i, label in enumerate(spec.labels)}
+    unknown = [d if d == n else f"{d} ({n})" for d, n in zip(data_labels, names, strict=True) if n not in index]
+    if unknown:
+        raise DataError(f"the model has no class {_few(unknown)} of {data_name} ({len(unknown)} of "
+                        f"{len(names)}); it predicts {_few(spec.labels)}: pass --label-map FILE to map folder names "
+                        "to its labels, or --labels in its output order")
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"several classes of {data_name} map to the same label: {_few(twice)}")
+    return np.array([index[n] for n in names], dtype=np.int64)
 
 
 def _few(labels: list[str]) -> str:

@@ -26,6 +26,7 @@ from edgecv.cli.common import (
     runtime_options,
     write_report,
 )
+from edgecv.cli.specflags import SpecFlags, spec_flags
 from edgecv.core.errors import EdgecvError
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 from edgecv.rundir import RunDir
@@ -75,6 +76,7 @@ def print_bench(report) -> None:
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
 
 
+@spec_flags
 def bench_cmd(
     models: list[Path] = typer.Argument(..., help="Run directories (every variant in them) or model files."),
     provider: str = PROVIDER,
@@ -108,6 +110,8 @@ def bench_cmd(
     trust_code: bool = TRUST_CODE,
     keep_going: bool = KEEP_GOING,
     stream: bool = STREAM,
+    *,
+    flags: SpecFlags,
 ) -> None:
     """Benchmark every variant of a model: batch-1 latency percentiles with 95% intervals from interleaved
     rounds, throughput per batch size, memory and cold start from a fresh process per variant, and the metrics
@@ -115,6 +119,9 @@ def bench_cmd(
     really ran. A variant is called faster only beyond noise.
 
     Example: edgecv bench runs/lenet5-digits --provider cpu --batch-sizes 1,8,64
+
+    The model-fact flags (--labels, --resize, ...) state what a file from elsewhere does not say; they apply to
+    every file given. Such a file is scored on every image of --data; an edgecv model on its test split.
     """
 
     def body() -> None:
@@ -131,7 +138,8 @@ def bench_cmd(
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
                            progress=status.update, keep_going=keep_going, stream=stream,
-                           runtimes=tuple(r.strip() for r in runtimes.split(",") if r.strip()))
+                           runtimes=tuple(r.strip() for r in runtimes.split(",") if r.strip()),
+                           facts=flags.stated(), label_map=flags.folder_names())
         print_bench(report)
         target = json_file or (RunDir(models[0]).bench if len(models) == 1 and models[0].is_dir() else None)
         if target is not None:

@@ -7,11 +7,13 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from edgecv.cli.common import out, run_guarded, spec_from_flags
+from edgecv.cli.common import out, run_guarded
+from edgecv.cli.specflags import SpecFlags, spec_flags
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import require_file
 
 
+@spec_flags
 def check_cmd(
     model: Path = typer.Argument(..., help="An ONNX file to check before an app loads it."),
     memory_mb: int = typer.Option(2048, "--memory-mb", help="Memory cap of the checking process, in MiB."),
@@ -19,10 +21,8 @@ def check_cmd(
     load_timeout: float = typer.Option(120.0, "--load-timeout",
                                        help="Seconds the checking process may take to start and load the model."),
     provider: str = typer.Option("cpu", "--provider", help="cpu | cuda | tensorrt | openvino."),
-    labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
-    mean: str = typer.Option(None, "--mean", help="For a model without a spec: per-channel mean (0..1)."),
-    std: str = typer.Option(None, "--std", help="For a model without a spec: per-channel std (0..1)."),
-    input_shape: str = typer.Option(None, "--input-shape", help="For a model without a spec: C,H,W."),
+    *,
+    flags: SpecFlags,
 ) -> None:
     """Check a model file you do not trust: load it and classify one blank image in a separate process with a memory cap
     and time limits (one for starting and loading, one for the inference), so a crash, a runaway allocation or a hang
@@ -36,11 +36,8 @@ def check_cmd(
         from edgecv.serve.isolated import check_model
 
         require_file(model, "a model file", EdgecvError)
-        spec = spec_from_flags(labels, mean, std, input_shape)
-        facts = {} if spec is None else {"labels": spec.labels, "mean": spec.mean, "std": spec.std,
-                                         "input_shape": spec.input_shape}
         result = check_model(model, memory_mb=memory_mb or None, timeout_s=timeout, load_timeout_s=load_timeout,
-                             provider=provider, **facts)
+                             provider=provider, facts=flags.stated())
         shown = ", ".join(result.labels[:10]) + (", ..." if len(result.labels) > 10 else "")
         out.print(f"[green]ok[/] {escape(str(model))}: loads within {load_timeout:g} s and runs on {result.provider} "
                   f"within {memory_mb} MiB and {timeout:g} s; {len(result.labels)} classes ({escape(shown)})",

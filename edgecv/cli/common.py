@@ -12,9 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgecv.core.errors import EdgecvError, MissingSpecError
+from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
-from edgecv.core.spec import ModelSpec, spec_from_facts
 
 if TYPE_CHECKING:
     from edgecv.runtimes import RuntimeOptions
@@ -125,15 +124,6 @@ def print_wide(table: Any, width: int) -> None:
         out.width = saved
 
 
-def _numbers(text: str | None, kind: type, flag: str) -> list | None:
-    if text is None:
-        return None
-    try:
-        return [kind(v) for v in text.split(",")]
-    except ValueError:
-        raise EdgecvError(f"{flag} takes comma-separated numbers, got {text!r}") from None
-
-
 def parse_labels(text: str | None) -> list[str] | None:
     """``--labels a,b,c``, or ``--labels @classes.txt`` (one name per line, blank lines skipped)."""
     if text is None:
@@ -150,23 +140,6 @@ def parse_labels(text: str | None) -> list[str] | None:
     if len(names) < 2 or not all(names):
         raise EdgecvError(f"--labels needs at least 2 non-empty class names, got {text!r}")
     return names
-
-
-def spec_from_flags(labels: str | None, mean: str | None, std: str | None,
-                    input_shape: str | None) -> ModelSpec | None:
-    """A spec for a model file without one, from ``--labels a,b --mean m --std s --input-shape C,H,W``;
-    None when no flag is given; an error naming the missing flags when only some are."""
-    shape = _numbers(input_shape, int, "--input-shape")
-    if shape is not None and len(shape) != 3:
-        raise EdgecvError(f"--input-shape takes C,H,W, got {input_shape!r}")
-    if shape is not None and shape[0] not in (1, 3):
-        raise EdgecvError(f"--input-shape must have 1 or 3 channels, got {shape[0]}")
-    try:
-        return spec_from_facts(parse_labels(labels),
-                               _numbers(mean, float, "--mean"), _numbers(std, float, "--std"), shape)
-    except MissingSpecError as exc:
-        flags = ", ".join("--" + fact.replace("_", "-") for fact in exc.missing)
-        raise EdgecvError(f"a model without an edgecv spec also needs {flags}") from None
 
 
 PROVIDER_HELP = ("cpu | cuda | tensorrt | openvino (ONNX Runtime's providers; torch files: cpu | cuda; "

@@ -24,9 +24,9 @@ from edgecv.cli.common import (
     out,
     run_guarded,
     runtime_options,
-    spec_from_flags,
     write_report,
 )
+from edgecv.cli.specflags import SpecFlags, spec_flags
 
 MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 
@@ -34,8 +34,12 @@ MAX_MATRIX = 20  # classes up to which the confusion matrix is printed
 def print_eval(result) -> None:
     """Overall metrics, per-class table and (for up to 20 classes) the confusion matrix."""
     m = result.metrics
+    for note in result.notes:
+        out.print(f"note: {escape(note)}", soft_wrap=True)
+    classes = (f", {m['classes_scored']} of the model's {m['model_classes']} classes"
+               if m.get("classes_scored", m.get("model_classes")) != m.get("model_classes") else "")
     overall = Table(title=f"{escape(Path(result.model).name)} ({result.variant} on {result.provider}): "
-                          f"{escape(result.data)} {result.split}, {m['num_samples']} images")
+                          f"{escape(result.data)} {result.split}, {m['num_samples']} images{classes}")
     overall.add_column("metric")
     overall.add_column("value", justify="right")
     ci = m.get("accuracy_ci")
@@ -63,7 +67,7 @@ def print_eval(result) -> None:
     if len(labels) <= MAX_MATRIX:
         cm = Table(title="confusion matrix (rows: true, columns: predicted)")
         cm.add_column("")
-        for label in labels:
+        for label in m.get("confusion_columns", labels):
             cm.add_column(escape(label[:8]), justify="right")
         for i, (label, counts) in enumerate(zip(labels, m["confusion_matrix"], strict=True)):
             cells = [f"[bold]{c}[/]" if i == j else str(c) if c else "." for j, c in enumerate(counts)]
@@ -71,11 +75,15 @@ def print_eval(result) -> None:
         out.print(cm)
 
 
+@spec_flags
 def eval_cmd(
     model: Path = typer.Argument(..., help="A checkpoint (.pt), a TorchScript file (.pt) or an ONNX file."),
     data: str = MODEL_DATA,
     data_root: Path = DATA_ROOT,
-    split: str = typer.Option("test", "--split", help="train | val | test."),
+    split: str = typer.Option(None, "--split",
+                              help="train | val | test | all (every image, nothing carved) [default: test for a "
+                                   "model edgecv trained or deployed, whose data set it knows; all for a file from "
+                                   "elsewhere]."),
     provider: str = PROVIDER,
     runtime: str = typer.Option("onnxruntime", "--runtime", help=RUNTIME_HELP),
     threads: int = THREADS,
@@ -85,30 +93,31 @@ def eval_cmd(
     trust_code: bool = TRUST_CODE,
     keep_going: bool = KEEP_GOING,
     stream: bool = STREAM,
-    labels: str = typer.Option(None, "--labels", help="For a model without a spec: class names, comma-separated."),
-    mean: str = typer.Option(None, "--mean", help="For a model without a spec: per-channel mean (0..1)."),
-    std: str = typer.Option(None, "--std", help="For a model without a spec: per-channel std (0..1)."),
-    input_shape: str = typer.Option(None, "--input-shape", help="For a model without a spec: C,H,W."),
+    *,
+    flags: SpecFlags,
 ) -> None:
     """Evaluate a model file with the full metrics suite: accuracy, top-5, loss, per-class scores,
-    confusion matrix and calibration.
+    confusion matrix and calibration. Classes are matched to the model's labels by name; a data set may hold
+    only some of them.
 
     Example: edgecv eval runs/lenet5-digits/model.int8.onnx --json int8.json
+
+    A file from elsewhere: edgecv eval model.onnx --data folder:photos --labels @classes.txt --resize 256
+    --crop 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
     """
 
     def body() -> None:
         from edgecv.measure.evaluate import evaluate
 
-        spec = spec_from_flags(labels, mean, std, input_shape)
         options = replace(runtime_options(provider, threads, allow_fallback, trust=trust, trust_code=trust_code),
                           runtime=runtime)
+        stated, label_map = flags.stated(), flags.folder_names()
         with ImageBar(f"scoring {model.name}") as bar:
             result = evaluate(model, options, data=data, data_root=str(data_root) if data_root else None,
-                              split=split, spec=spec, keep_going=keep_going, stream=stream, progress=bar.update)
+                              split=split, spec=stated, keep_going=keep_going, stream=stream, label_map=label_map,
+                              progress=bar.update)
         print_eval(result)
         if json_file is not None:
             write_report(json_file, result.to_dict())
 
     run_guarded(body)
-
-

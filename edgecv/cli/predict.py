@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import ImageBar, err, out, run_guarded
+from edgecv.cli.specflags import SpecFlags, spec_flags
 from edgecv.core.errors import EdgecvError, InvalidImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -29,6 +30,7 @@ def expand(paths: list[Path]) -> list[Path]:
     return files
 
 
+@spec_flags
 def predict_cmd(
     images: list[Path] = typer.Argument(..., help="Image files or folders of images."),
     model: Path = typer.Option(..., "--model", "-m",
@@ -38,6 +40,8 @@ def predict_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON list instead of a table."),
     keep_going: bool = typer.Option(False, "--keep-going",
                                     help="Report unreadable images (stderr; JSON entries with 'error') and go on."),
+    *,
+    flags: SpecFlags,
 ) -> None:
     """Classify images with an ONNX model, using only onnxruntime, numpy and Pillow.
 
@@ -49,7 +53,9 @@ def predict_cmd(
 
         if top_k < 1:
             raise EdgecvError(f"--top-k must be at least 1, got {top_k}")
-        predictor = Predictor(model, provider=provider, top_k=top_k)
+        predictor = Predictor(model, provider=provider, top_k=top_k, facts=flags.stated())
+        for note in predictor.notes:
+            err.print(f"note: {escape(note)}", soft_wrap=True)
         rows, failed = [], []
         files = expand(images)
         with ImageBar(f"classifying with {model.name}") as bar:  # one image at a time: memory stays flat

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecv.cli.common import StatusLine, err, out, run_guarded
+from edgecv.cli.specflags import SpecFlags, spec_flags
 from edgecv.core.errors import EdgecvError
 from edgecv.report.cells import fmt_bytes
 from edgecv.rundir import RunDir
@@ -61,7 +62,7 @@ def print_report(report) -> None:
             why = f" ({s['chosen_for']})" if "chosen_for" in s else ""
             out.print(f"int8-static: {flavour}{', reduce_range' if s['reduce_range'] else ''}, "
                       f"{'per-channel' if s['per_channel'] else 'per-tensor'} weights, {s['calib_method']} "
-                      f"calibration on {s['calib_size']} training images{escape(why)}", soft_wrap=True)
+                      f"calibration on {s['calib_size']} {_calib_images(report)}{escape(why)}", soft_wrap=True)
         if r.float_nodes:
             out.print(f"{r.method}: kept {len(r.float_nodes)} node(s) in float to stay within the budget: "
                       f"{escape(', '.join(r.float_nodes))}", soft_wrap=True)
@@ -73,6 +74,12 @@ def print_report(report) -> None:
         out.print(f"[green]wrote[/] {escape(r.file)}", soft_wrap=True)
 
 
+def _calib_images(report) -> str:
+    split = report.data.get("calib_split", "train")
+    return "training images" if split == "train" else f"images ({split})"
+
+
+@spec_flags
 def quantize_cmd(
     model: Path = typer.Argument(..., help="An fp32 ONNX file, or a run directory (its model.onnx)."),
     method: str = typer.Option("all", "--method", "-m",
@@ -81,7 +88,9 @@ def quantize_cmd(
                              help="Data set for calibration and accuracy [default: the one the model was trained "
                                   "on]; required for an ONNX file without an edgecv spec."),
     data_root: Path = typer.Option(None, "--data-root", help="Where torchvision data sets live [default: the run's]."),
-    calib_size: int = typer.Option(512, "--calib-size", help="Calibration images, drawn from the training split."),
+    calib_size: int = typer.Option(512, "--calib-size",
+                                   help="Calibration images: a seeded draw from the training split (a file from "
+                                        "elsewhere: from every image of --data, the rest measured)."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel."),
     activation_type: str = typer.Option(None, "--activation-type",
@@ -99,6 +108,8 @@ def quantize_cmd(
                                          "single-image latency. A fixed-batch model is timed at its own."),
     out_dir: Path = typer.Option(None, "--out", "-o", help="Output folder [default: next to the input]."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    *,
+    flags: SpecFlags,
 ) -> None:
     """Quantise an fp32 ONNX model to int8 (static, dynamic) and fp16, measuring each against fp32.
 
@@ -107,6 +118,11 @@ def quantize_cmd(
     size before and after in quantize.json.
 
     Example: edgecv quantize runs/lenet5-digits --max-accuracy-drop 0.5
+
+    A file from elsewhere: edgecv quantize model.onnx --data folder:photos --labels @classes.txt --resize 256
+    --crop 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 calibrates on a seeded draw of --calib-size of
+    the folder's images, measures on the rest, and writes the spec into each file, so later commands need no
+    flags.
     """
 
     def body() -> None:
@@ -117,6 +133,7 @@ def quantize_cmd(
             calib_size=calib_size, calib_method=calib_method, per_channel=per_channel,
             activation_type=activation_type, weight_type=weight_type, reduce_range=reduce_range,
             max_accuracy_drop=max_drop, max_float_nodes=max_float_nodes, speed_batch=speed_batch, out_dir=out_dir,
+            facts=flags.stated(), label_map=flags.folder_names(),
         )
         options.validate()
         path = resolve_model(model)

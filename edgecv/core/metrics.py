@@ -74,14 +74,20 @@ def agreement(probs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
             "max_prob_diff": float(np.abs(probs - reference).max())}
 
 
+OTHER = "other"  # the confusion matrix's column for predictions outside the classes scored
+
+
 def classification_metrics(
-    y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]
+    y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str], scored: Sequence[int] | None = None
 ) -> dict[str, Any]:
     """Accuracy with its 95% Wilson interval (and top-5 with 5+ classes), loss, macro and weighted scores,
     per-class precision/recall/F1/support and one-vs-all accuracy, the confusion matrix, and calibration
     (see :func:`calibration`).
 
-    ``probs`` are class probabilities (rows sum to 1); ``labels`` name the classes in index order.
+    ``probs`` are class probabilities (rows sum to 1); ``labels`` name the classes in index order. ``scored``
+    (indices into ``labels``) limits the per-class rows, the macro and weighted scores and the confusion
+    matrix to the classes a data set has, when it holds only some of the model's: the prediction is still the
+    argmax over every class, and the matrix gets one more column, "other", for predictions outside them.
     """
     y = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -91,38 +97,54 @@ def classification_metrics(
         raise ValueError("probabilities must be non-negative")
     probs = probs / probs.sum(axis=1, keepdims=True)  # float32 softmax rows drift from 1 by ~1e-7
     pred = probs.argmax(axis=1)
-    idx = list(range(k))
+    subset = scored is not None and sorted(scored) != list(range(k))
+    idx = [int(i) for i in scored] if subset else list(range(k))  # type: ignore[union-attr]
     p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=idx, zero_division=0)
-    macro = macro_scores(y, pred, k)
+    pm, rm, fm, _ = skm.precision_recall_fscore_support(y, pred, labels=idx, average="macro", zero_division=0)
     wp, wr, wf, _ = skm.precision_recall_fscore_support(y, pred, labels=idx, average="weighted", zero_division=0)
-    cm = skm.confusion_matrix(y, pred, labels=idx)
+    cm = _confusion(y, pred, idx, subset)
     n = len(y)
-    one_vs_all = [(n - cm[i, :].sum() - cm[:, i].sum() + 2 * cm[i, i]) / n for i in idx]  # (TP + TN) / N
-    top5 = float(skm.top_k_accuracy_score(y, probs, k=5, labels=idx)) if k >= 5 else None
-
+    one_vs_all = [(n - cm[i, :].sum() - cm[:, i].sum() + 2 * cm[i, i]) / n for i in range(len(idx))]  # (TP+TN)/N
+    top5 = float(skm.top_k_accuracy_score(y, probs, k=5, labels=list(range(k)))) if k >= 5 else None
+    shown = [str(labels[i]) for i in idx]
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
         "accuracy_ci": list(accuracy_interval(int((pred == y).sum()), n)),
         "top5_accuracy": top5,
         "loss": nll_loss(y, probs),
-        "macro_precision": macro["precision"],
-        "macro_recall": macro["recall"],
-        "macro_f1": macro["f1"],
+        "macro_precision": float(pm),
+        "macro_recall": float(rm),
+        "macro_f1": float(fm),
         "weighted_precision": float(wp),
         "weighted_recall": float(wr),
         "weighted_f1": float(wf),
         "num_samples": int(n),
         **calibration(y, probs),
+        "classes_scored": len(idx),
+        "model_classes": k,
         "per_class": [
             {
-                "label": str(labels[i]),
-                "precision": float(p[i]),
-                "recall": float(r[i]),
-                "f1": float(f[i]),
-                "support": int(s[i]),
-                "one_vs_all_accuracy": float(one_vs_all[i]),
+                "label": shown[j],
+                "precision": float(p[j]),
+                "recall": float(r[j]),
+                "f1": float(f[j]),
+                "support": int(s[j]),
+                "one_vs_all_accuracy": float(one_vs_all[j]),
             }
-            for i in idx
+            for j in range(len(idx))
         ],
         "confusion_matrix": cm.tolist(),
+        "confusion_columns": shown + ([OTHER] if subset else []),
     }
+
+
+def _confusion(y: np.ndarray, pred: np.ndarray, idx: list[int], subset: bool) -> np.ndarray:
+    """Rows: the true classes ``idx``; columns: the same, plus "other" (any class outside them) for a subset."""
+    if not subset:
+        return skm.confusion_matrix(y, pred, labels=idx)
+    position = {c: j for j, c in enumerate(idx)}
+    columns = np.array([position.get(int(c), len(idx)) for c in pred], dtype=np.int64)
+    rows = np.array([position[int(c)] for c in y], dtype=np.int64)
+    cm = np.zeros((len(idx), len(idx) + 1), dtype=np.int64)
+    np.add.at(cm, (rows, columns), 1)
+    return cm

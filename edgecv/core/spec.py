@@ -6,17 +6,17 @@ Torch-free: the predictor, eval and bench read it from model files on machines w
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from edgecv.core.errors import MissingSpecError, ModelError
+from edgecv.core.errors import ModelError
 
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
 COLORS = {"L": 1, "RGB": 3}
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")  # Pillow's resampling filters, by torchvision's names
 CHANNEL_ORDERS = ("rgb", "bgr")
+OUTPUT_KINDS = ("logits", "probabilities")
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,10 @@ class ModelSpec:
     straight to it when ``resize`` is 0, else its shorter side resized to ``resize`` and the centre cropped
     (:class:`Framing`). ``channel_order`` "bgr" reverses an RGB image's channels for the network, and a pixel
     ``p`` (0..255) of network channel ``c`` reaches it as ``(p * scale - mean[c]) / std[c]``. The model's
-    outputs are logits already divided by ``temperature`` (fitted on the validation split), so their softmax
-    is calibrated. Spec files written before ``resize`` and ``channel_order`` existed read as 0 and "rgb".
+    outputs (``output``: the graph output that holds them) are logits already divided by ``temperature``
+    (fitted on the validation split), so their softmax is calibrated, or, with ``outputs`` "probabilities",
+    probabilities as they are. Spec files written before ``resize``, ``channel_order`` and ``outputs`` existed
+    read as 0, "rgb" and "logits".
     """
 
     labels: list[str]
@@ -64,6 +66,8 @@ class ModelSpec:
     resize: int = 0  # shorter side resized to this, then the centre cropped; 0: resized straight to H×W
     channel_order: str = "rgb"  # "bgr": the network takes an RGB image's channels reversed
     temperature: float = 1.0  # the model file already divides its logits by this (see edgecv.core.calibration)
+    outputs: str = "logits"  # "probabilities": the file's scores are probabilities already (never softmaxed again)
+    output: str = ""  # the graph output holding the class scores ("": the first)
     arch: str = ""
     dataset: str = ""
     edgecv_version: str = ""
@@ -120,6 +124,8 @@ class ModelSpec:
             raise ModelError(f"model spec layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.dtype not in DTYPES:
             raise ModelError(f"model spec dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.outputs not in OUTPUT_KINDS:
+            raise ModelError(f"model spec outputs must be logits or probabilities, got {self.outputs!r}")
         if self.channel_order not in CHANNEL_ORDERS:
             raise ModelError(f"model spec channel_order must be rgb or bgr, got {self.channel_order!r}")
         if self.channel_order == "bgr" and self.color != "RGB":
@@ -159,28 +165,3 @@ class ModelSpec:
         except json.JSONDecodeError as exc:
             raise ModelError(f"model spec is not valid JSON: {exc}") from None
         return cls.from_dict(data)
-
-
-FACTS = ("labels", "mean", "std", "input_shape")  # what a model file without a spec must be told
-
-
-def spec_from_facts(labels: Sequence[str] | None, mean: Sequence[float] | None, std: Sequence[float] | None,
-                    input_shape: Sequence[int] | None) -> ModelSpec | None:
-    """A spec for a model file without one, from its facts: None when none is given, a
-    :class:`MissingSpecError` naming the missing ones when only some are. One mean or std value serves every
-    channel."""
-    given = dict(zip(FACTS, (labels, mean, std, input_shape), strict=True))
-    if all(v is None for v in given.values()):
-        return None
-    missing = [k for k, v in given.items() if v is None]
-    if missing:
-        raise MissingSpecError(f"a model without an edgecv spec also needs {', '.join(f'{k}=' for k in missing)}",
-                               missing)
-    shape = tuple(int(v) for v in input_shape)  # type: ignore[union-attr]
-    color = next((m for m, c in COLORS.items() if len(shape) == 3 and c == shape[0]), None)
-    if color is None:
-        raise ModelError(f"input_shape must be (C, H, W) with C = 1 or 3, got {shape}")
-    mean_v, std_v = [float(v) for v in mean], [float(v) for v in std]  # type: ignore[union-attr]
-    return ModelSpec(labels=[str(label) for label in labels], input_shape=shape,  # type: ignore[union-attr]
-                     mean=mean_v * shape[0] if len(mean_v) == 1 else mean_v,
-                     std=std_v * shape[0] if len(std_v) == 1 else std_v, color=color)

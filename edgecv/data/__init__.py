@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from edgecv.core.errors import DataError
 from edgecv.core.registry import Registry
 from edgecv.core.spec import COLORS, Framing
 from edgecv.data.base import DataBundle, DatasetInfo, Split, prepare
 from edgecv.data.digits import load_digits_raw
-from edgecv.data.folder import Listing, list_folder, load_folder_raw
+from edgecv.data.folder import Listing, list_folder, load_folder_raw, refuse_bad
 from edgecv.data.stream import FolderSplit, prepare_stream, resident_limit
 from edgecv.data.torchvision_sets import load_cifar10_raw, load_fashion_mnist_raw, load_mnist_raw
 
@@ -85,6 +87,34 @@ def load_dataset(
     return prepare(canonical, raw, size, color, info.allow_flip, info.pad_mode, framing)
 
 
+def load_whole(name: str, size: int, *, color: str | None = None, data_root: Path | str | None = None,
+               keep_going: bool = False, stream: bool | None = None,
+               framing: Framing = Framing()) -> tuple[str, list[str], Split | FolderSplit]:
+    """Every image of data set ``name`` as one split, for scoring a model that was not trained on it: a folder
+    whole (its train/val/test sub-folders together, nothing carved), a built-in set's three splits joined.
+    Returns the canonical name, the class names and the split. A folder that streams finds unreadable files as
+    it is scored; one held in memory refuses them here, or leaves them out with ``keep_going``."""
+    info, path = parse_data_name(name)
+    if path is None:
+        bundle = load_dataset(name, size, color=color, data_root=data_root, keep_going=keep_going, framing=framing)
+        parts = (bundle.train, bundle.val, bundle.test)
+        return bundle.name, bundle.labels, Split(np.concatenate([p.x for p in parts]),
+                                                 np.concatenate([p.y for p in parts]))
+    listing = list_folder(path, color)
+    every = FolderSplit(np.concatenate([p for p, _ in listing.splits.values()]),
+                        np.concatenate([y for _, y in listing.splits.values()]), size, listing.color, framing)
+    canonical = f"folder:{path.resolve()}"
+    if streams(listing, size, stream):
+        return canonical, listing.labels, every
+    images, kept = [], []
+    for x, where in every.chunks():
+        images.append(x)
+        kept.append(where)
+    if every.bad and (not keep_going or len(every.bad) == len(every)):
+        refuse_bad(f"in {listing.root}", every.bad, len(every))
+    return canonical, listing.labels, Split(np.concatenate(images), every.y[np.concatenate(kept)])
+
+
 def streams(listing: Listing, size: int, stream: bool | None) -> bool:
     """Whether a folder streams: as asked, or when it would not fit the resident budget."""
     if stream is not None:
@@ -92,4 +122,5 @@ def streams(listing: Listing, size: int, stream: bool | None) -> bool:
     return len(listing) * COLORS[listing.color] * size * size > resident_limit()
 
 
-__all__ = ["DATASETS", "DataBundle", "DatasetInfo", "FolderSplit", "Split", "load_dataset", "parse_data_name"]
+__all__ = ["DATASETS", "DataBundle", "DatasetInfo", "FolderSplit", "Split", "load_dataset", "load_whole",
+           "parse_data_name"]

@@ -253,3 +253,10 @@ def quiet_fds() -> Iterator[None]:
     finally:
         os.close(saved[0])
         os.close(saved[1])
+
+
+def require_calibration_data(data: str | None) -> None:
+    """model.int8.pte needs images to calibrate on: a model deployed as it is has them only with --data."""
+    if not data:
+        raise EdgecvError("model.int8.pte is calibrated on images like those the model will see: pass --data "
+                          "folder:PATH when deploying a model as it is")

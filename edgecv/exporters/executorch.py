@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import atomic_path
 from edgecv.core.spec import ModelSpec
 from edgecv.exporters.common import (
@@ -35,8 +34,9 @@ from edgecv.exporters.common import (
     exportable,
     parity_inputs,
     quiet_torch,
+    require_calibration_data,
 )
-from edgecv.modeldata import check_labels, load_bundle
+from edgecv.modeldata import class_positions, load_bundle
 from edgecv.quantize.data import calibration_images
 from edgecv.runtimes.executorch_rt import MAX_BATCH, QUANT_METHOD, SPEC_METHOD, load_executorch, require_executorch
 
@@ -113,9 +113,8 @@ def export_executorch(source: Source, out: Path, *, calib: np.ndarray | None = N
 
 def check_calibration_data(source: Source) -> None:
     """A run deployed as it is names no data set unless it was given one: say so before any file is written."""
-    if not source.config.data:
-        raise EdgecvError("model.int8.pte is calibrated on images like those the model will see: pass --data "
-                          "folder:PATH when deploying a model as it is")
+    require_calibration_data(source.config.data)
+
 
 
 def calibration_for(source: Source, calib_size: int) -> np.ndarray:
@@ -124,5 +123,5 @@ def calibration_for(source: Source, calib_size: int) -> np.ndarray:
     cfg, spec = source.config, source.spec
     check_calibration_data(source)
     bundle = load_bundle(cfg.data, cfg.data_root, spec.input_shape, cfg.keep_going, cfg.stream, spec.framing)
-    check_labels(bundle, spec)
+    class_positions(bundle.name, bundle.labels, spec)  # the classes, matched by name (a subset will do)
     return calibration_images(spec, bundle, calib_size)

@@ -28,9 +28,10 @@ import numpy as np
 
 from edgecv.core import stats
 from edgecv.core.cpu import host_cpu
-from edgecv.core.errors import EdgecvError, MissingSpecError, ModelError
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.facts import Stated
 from edgecv.core.metrics import agreement
-from edgecv.measure.evaluate import load_split, score
+from edgecv.measure.evaluate import load_split, score, spec_notes
 from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
@@ -71,13 +72,6 @@ def _pareto(rows: list[VariantResult], min_speedup: float) -> None:
         r.pareto = on
 
 
-def _load(path: Path, options: RuntimeOptions) -> Loaded:
-    try:
-        return load_model(path, options)
-    except MissingSpecError as exc:
-        raise MissingSpecError(f"{path} has no edgecv spec, so bench cannot tell its labels and preprocessing; "
-                               "edgecv eval takes them as --labels, --mean, --std and --input-shape", exc.missing,
-                               path) from None
 
 
 def _memory(loaded: Loaded, options: RuntimeOptions, opts: BenchOptions,
@@ -89,7 +83,8 @@ def _memory(loaded: Loaded, options: RuntimeOptions, opts: BenchOptions,
     first = loaded.fixed_batch or 1
     big = loaded.fixed_batch or max(opts.batch_sizes)
     try:
-        return measure_isolated(loaded.file, asdict(options), shape, loaded.spec.dtype, first, big)
+        return measure_isolated(loaded.file, asdict(options), shape, loaded.spec.dtype, first, big,
+                                spec_json=loaded.spec.to_json())
     except RuntimeError as exc:
         report.notes.append(str(exc))
         return None
@@ -107,10 +102,12 @@ def _accuracy_rows(rows: list[VariantResult], right: dict[str, np.ndarray], ref:
 def bench(models: list[Path], options: RuntimeOptions | None = None, opts: BenchOptions | None = None, *,
           data: str | None = None, data_root: str | None = None, progress=None,
           keep_going: bool = False, stream: bool | None = None,
-          runtimes: tuple[str, ...] = ("onnxruntime",)) -> BenchReport:
+          runtimes: tuple[str, ...] = ("onnxruntime",), facts: Stated | None = None,
+          label_map: dict[str, str] | None = None) -> BenchReport:
     """Benchmark model files (or every variant of run directories) on one provider; every ONNX file runs once
     on each of ``runtimes`` (ONNX Runtime, OpenVINO), in the same table. A large folder (or any, with
-    ``stream``) is scored as it streams from disk."""
+    ``stream``) is scored as it streams from disk. ``facts`` are stated over each file's spec (a file from
+    elsewhere), and ``label_map`` maps the data folder's class names to the model's labels."""
     options, opts = options or RuntimeOptions(), opts or BenchOptions()
     opts.validate()
     progress = progress or (lambda _msg: None)
@@ -119,7 +116,7 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     for m in map(Path, models):
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
     scored = _load_and_score(_jobs(files, options, runtimes, report), opts, report, progress,
-                             (data, data_root, keep_going, stream))
+                             _Where(data, data_root, keep_going, stream, facts, label_map))
     if opts.isolate:
         _probe_memory(scored, options, opts, report, progress)
     time_interleaved(scored.subjects, opts, progress)
@@ -141,16 +138,29 @@ class _Scored:
     right: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Where:
+    """What the variants are scored on, and the facts stated over their specs."""
+
+    data: str | None
+    data_root: str | None
+    keep_going: bool
+    stream: bool | None
+    facts: Stated | None
+    label_map: dict[str, str] | None
+
+
 def _load_and_score(jobs: list[tuple[Path, RuntimeOptions]], opts: BenchOptions, report: BenchReport, progress,
-                    where: tuple[str | None, str | None, bool, bool | None]) -> _Scored:
-    """Load every (file, runtime) job and score it on the test split, one split shared by a model's variants."""
-    data, data_root, keep_going, stream = where
+                    where: _Where) -> _Scored:
+    """Load every (file, runtime) job and score it on its default split (an edgecv model's test split, every
+    image for a file from elsewhere), one split shared by a model's variants."""
+    data, data_root = where.data, where.data_root
     session = uuid.uuid4().hex[:12]
     scored, split, split_key = _Scored(), None, None
     for path, job_options in jobs:
         progress(f"loading and scoring {path.name} on {job_options.runtime}")
         try:
-            loaded = _load(path, job_options)
+            loaded = load_model(path, job_options, where.facts)
         except ModelError as exc:
             if job_options.runtime == "onnxruntime":
                 raise
@@ -158,7 +168,10 @@ def _load_and_score(jobs: list[tuple[Path, RuntimeOptions]], opts: BenchOptions,
             continue
         key = (data_source(path, loaded.spec, data, data_root), tuple(loaded.spec.input_shape))
         if key != split_key:  # variants of one model share one split: the same images for all
-            split, split_key = load_split(path, loaded.spec, True, data, data_root, "test", keep_going, stream), key
+            split = load_split(path, loaded.spec, data, data_root, None, where.keep_going, where.stream,
+                               where.label_map)
+            split_key = key
+            report.notes.extend(n for n in spec_notes(loaded, split) if n not in report.notes)
         assert split is not None
         metrics, probs = score(loaded, split, lambda done, total, n=path.name: progress(
             f"scoring {n}: {done:,}/{total:,} images"))

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecv.core.spec import ModelSpec
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for  # imported before the baseline
 
 TIMEOUT_S = 600
@@ -105,7 +106,8 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     baseline = _status("VmRSS")
     reset = _reset_peak()
     t0 = time.perf_counter()
-    loaded = load_model(path, RuntimeOptions(**request["options"]))
+    spec = ModelSpec.from_json(request["spec"]) if request.get("spec") else None
+    loaded = load_model(path, RuntimeOptions(**request["options"]), spec)
     t1 = time.perf_counter()
     loaded.run(small)
     t2 = time.perf_counter()
@@ -123,14 +125,15 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure_isolated(path: Path, options: dict[str, Any], input_shape: tuple[int, ...], dtype: str, batch: int,
-                     big_batch: int, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+                     big_batch: int, timeout: float = TIMEOUT_S, spec_json: str | None = None) -> dict[str, Any]:
     """Memory and cold start of one model file, from a fresh ``python -m edgecv.measure.memprobe`` process.
 
     ``input_shape`` is one image in the file's layout; ``batch`` is the first (cold) inference's batch size and
-    ``big_batch`` the largest one measured. Raises RuntimeError with the probe's last error line on failure.
+    ``big_batch`` the largest one measured; ``spec_json`` is the spec the file runs with when it is not (or not
+    only) its own. Raises RuntimeError with the probe's last error line on failure.
     """
     request = {"file": str(path), "options": options, "input_shape": list(input_shape), "dtype": dtype,
-               "batch": batch, "big_batch": big_batch}
+               "batch": batch, "big_batch": big_batch, "spec": spec_json}
     try:
         proc = subprocess.run([sys.executable, "-m", "edgecv.measure.memprobe", json.dumps(request)],
                               capture_output=True, text=True, timeout=timeout)

@@ -14,13 +14,19 @@ from edgecv.core.onnxfile import QUANT_KEY, SPEC_KEY, set_metadata
 from edgecv.core.spec import ModelSpec
 
 
-def model_io(model: Any) -> tuple[str, list[Any], int]:
-    """The single input's name and dims, and its element type."""
+def model_io(model: Any, output: str | None = None) -> tuple[str, list[Any], int]:
+    """The single input's name and dims, and its element type; a graph with several outputs is quantised
+    with ``output`` (the class scores) as its only one."""
     init = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
+    if output and len(model.graph.output) > 1 and output in [o.name for o in model.graph.output]:
+        kept = [o for o in model.graph.output if o.name == output]
+        del model.graph.output[:]
+        model.graph.output.extend(kept)
     if len(inputs) != 1 or len(model.graph.output) != 1:
-        raise ModelError(f"edgecv quantises single-input, single-output classifiers; this model has "
-                         f"{len(inputs)} inputs and {len(model.graph.output)} outputs")
+        outputs = ", ".join(o.name for o in model.graph.output)
+        raise ModelError(f"edgecv quantises single-input classifiers with one output of class scores; this model has "
+                         f"{len(inputs)} inputs and {len(model.graph.output)} outputs ({outputs}): pass --output NAME")
     tensor = inputs[0].type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
     return inputs[0].name, dims, tensor.elem_type

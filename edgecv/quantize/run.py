@@ -16,12 +16,13 @@ import numpy as np
 from edgecv.core.cpu import host_cpu
 from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.fsutil import atomic_path, check_writable_folder, sha256, write_json
-from edgecv.core.onnxfile import load_onnx, metadata, quantization_of, spec_of
-from edgecv.core.spec import Framing, ModelSpec
-from edgecv.modeldata import data_source, foreign_spec, keeps_going, load_bundle
+from edgecv.core.onnxfile import load_onnx, metadata, quantization_of
+from edgecv.core.spec import ModelSpec
+from edgecv.data import load_whole
+from edgecv.modeldata import check_square, data_source, keeps_going, load_bundle
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, fit_budget
-from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data
+from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data, whole_quant_data
 from edgecv.quantize.graph import model_io, name_nodes, stamp
 from edgecv.quantize.speed import check_speed
 from edgecv.quantize.types import (
@@ -35,6 +36,7 @@ from edgecv.quantize.types import (
 from edgecv.rundir import RunDir
 from edgecv.runtimes import load_model
 
+MIN_QUANT_OPSET = 13
 FP16_NOTE = ("this CPU has no native fp16 arithmetic: ONNX Runtime's CPU provider computes the fp16 file in "
              "float32 between casts, so it runs no faster than fp32 here; the file is meant for GPUs (CUDA, TensorRT)")
 
@@ -46,23 +48,18 @@ def output_path(model_path: Path, method: str, out_dir: Path | None = None) -> P
     return (out_dir or model_path.parent) / f"{stem}{m.SUFFIX[method]}"
 
 
-def _model_spec(path: Path, model: Any, options: QuantizeOptions) -> tuple[ModelSpec, bool, Any]:
-    """The model's spec (or one built from ``--data`` for a foreign model) and its data set."""
-    import onnx
-
-    spec = spec_of(model)
-    _, dims, elem = model_io(model)
-    if spec is None:
-        if elem != onnx.TensorProto.FLOAT or len(dims) != 4 or None in dims[1:]:
-            raise ModelError(f"{path} has no edgecv spec and does not take float (N, C, H, W) images")
-        shape = tuple(dims[1:])
-    else:
-        shape = spec.input_shape
+def _quant_data(path: Path, spec: ModelSpec, options: QuantizeOptions) -> QuantData:
+    """The images to calibrate and measure on: an edgecv run's own splits (calibration from training), or,
+    for a file from elsewhere, a seeded draw of every image of ``--data`` to calibrate on and the rest to
+    measure on."""
     name, root = data_source(path, spec, options.data, options.data_root)
-    # a model without a spec takes the data set's statistics, which a folder that streams has not computed
-    bundle = load_bundle(name, root, shape, keeps_going(path), stream=False if spec is None else None,
-                         framing=spec.framing if spec is not None else Framing())
-    return (spec or foreign_spec(shape, bundle)), spec is not None, bundle
+    if spec.dataset:
+        bundle = load_bundle(name, root, spec.input_shape, keeps_going(path), framing=spec.framing)
+        return load_quant_data(spec, bundle, options.calib_size, options.label_map)
+    check_square(spec.input_shape)
+    canonical, labels, part = load_whole(name, spec.size[0], color=spec.color, data_root=root,
+                                         keep_going=keeps_going(path), stream=False, framing=spec.framing)
+    return whole_quant_data(spec, canonical, labels, part, options.calib_size, options.label_map)
 
 
 class _Job:
@@ -76,14 +73,17 @@ class _Job:
                 n.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
                 for n in self.model.graph.node):
             raise ModelError(f"{path} is already quantised; quantise the fp32 model instead")
+        outputs = len(self.model.graph.output)
+        self.input_name, dims, _ = model_io(self.model, options.facts.output if options.facts else None)
+        self.pruned = len(self.model.graph.output) != outputs  # the class scores kept as the only output
+        fp32 = load_model(path, spec=options.facts)  # the spec: the file's own, the facts stated over it
+        self.spec: ModelSpec = fp32.spec
+        self.spec_notes: list[str] = fp32.details.get("spec_notes", [])
         progress("loading data")
-        self.spec, self.has_spec, bundle = _model_spec(path, self.model, options)
-        self.data: QuantData = load_quant_data(self.spec, bundle, options.calib_size)
+        self.data: QuantData = _quant_data(path, self.spec, options)
         self.sha256 = sha256(path)
-        self.input_name, dims, _ = model_io(self.model)
         self.fixed_batch = dims[0] if dims and dims[0] else None
         progress("measuring the fp32 model")
-        fp32 = self.load(path)
         self.ref_val, self.ref_test = fp32.logits(self.data.val_x), fp32.logits(self.data.test_x)
         self.val_acc = accuracy(self.ref_val, self.data.val_y)
         self.test_acc = accuracy(self.ref_test, self.data.test_y)
@@ -141,11 +141,11 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
     report = QuantizeReport(
         source={"file": path.name, "size_bytes": path.stat().st_size, "sha256": job.sha256,
                 "val_accuracy": job.val_acc, "test_accuracy": job.test_acc},
-        data={"name": job.data.name, "calib_images": calib_n, "calib_split": "train",
+        data={"name": job.data.name, "calib_images": calib_n, "calib_split": job.data.calib_split,
               "val_images": len(job.data.val_y), "test_images": len(job.data.test_y)},
         host={"cpu": cpu.describe(), "vnni": cpu.vnni, "native_fp16": cpu.native_fp16,
               "int8_default": asdict(flavour), "onnxruntime": _ort_version()},
-        notes=notes,
+        notes=job.spec_notes + notes,
     )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,14 +154,15 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
     with tempfile.TemporaryDirectory(prefix="edgecv-quantize-") as scratch:
         work = Path(scratch)
         prepared, prepared_model = work / "prepared.onnx", None
+        source = _quantisable(job, work, report.notes)
         if any(x.startswith("int8") for x in options.methods):
             progress("preparing the graph (quant_pre_process)")
-            _guarded("onnxruntime's quant_pre_process", lambda: _prepare(path, prepared))
+            _guarded("onnxruntime's quant_pre_process", lambda: _prepare(source, prepared))
             prepared_model = name_nodes(prepared)
         for method in options.methods:
             target = output_path(path, method, out_dir)
             try:
-                result = _run_method(job, method, target, path if method == "fp16" else prepared,
+                result = _run_method(job, method, target, source if method == "fp16" else prepared,
                                      prepared_model, flavour, work)
             except EdgecvError as exc:
                 report.failures[method] = str(exc)
@@ -176,6 +177,34 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
     if report.failures:
         raise QuantizeError("; ".join(f"{k}: {v}" for k, v in report.failures.items()), report)
     return report
+
+
+def _quantisable(job: _Job, work: Path, notes: list[str]) -> Path:
+    """The source file as the quantiser takes it: converted first to opset 13 (onnx's version converter) when
+    it is older, as onnxruntime.quantization needs, and with the class scores as its only output."""
+    import onnx
+
+    opset = next((o.version for o in job.model.opset_import if o.domain in ("", "ai.onnx")), MIN_QUANT_OPSET)
+    if opset >= MIN_QUANT_OPSET and not job.pruned:
+        return job.path
+    model = job.model
+    if opset < MIN_QUANT_OPSET:
+        model = _converted(model, opset)
+        notes.append(f"{job.path.name} is at opset {opset}; converted to opset {MIN_QUANT_OPSET} first, as "
+                     "onnxruntime.quantization requires")
+    source = work / "source.onnx"
+    onnx.save(model, str(source))
+    return source
+
+
+def _converted(model: Any, opset: int) -> Any:
+    import onnx
+
+    try:
+        return onnx.version_converter.convert_version(model, MIN_QUANT_OPSET)
+    except Exception as exc:  # the converter raises RuntimeError/ValueError/its own types per op
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgecvError(f"cannot convert opset {opset} to {MIN_QUANT_OPSET} for quantisation: {first}") from None
 
 
 def _ort_version() -> str:
@@ -278,7 +307,7 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
     try:
         with atomic_path(target) as tmp:
             shutil.copyfile(scratch, tmp)
-            stamp(tmp, metadata(job.model), job.spec if job.has_spec else None, info, job.model.doc_string)
+            stamp(tmp, metadata(job.model), job.spec, info, job.model.doc_string)
             size = tmp.stat().st_size
     except OSError as exc:
         raise EdgecvError(f"cannot write {target}: {exc.strerror or exc}") from None

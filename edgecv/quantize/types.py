@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecv.core.errors import EdgecvError
+from edgecv.core.facts import Stated
 from edgecv.quantize import methods as m
 
 METHODS = m.METHODS
@@ -52,6 +53,8 @@ class QuantizeOptions:
     out_dir: Path | None = None  # default: next to the input
     speed_check: bool = True  # time each file against fp32 and say when one does not pay
     speed_batch: int = 64  # the batch size the speed check times (a fixed-batch model: its own)
+    facts: Stated | None = None  # facts stated over the file's spec (--labels, --resize, …; edgecv.core.facts)
+    label_map: dict[str, str] | None = None  # data folder name -> model label
 
     def validate(self) -> None:
         bad = [x for x in self.methods if x not in METHODS]

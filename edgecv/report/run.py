@@ -113,7 +113,7 @@ def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None,
         loaded = load_model(path, RuntimeOptions(runtime="openvino" if openvino else "onnxruntime",
                                                  trust_code=trust_code))
         if split is None:
-            split = load_split(path, loaded.spec, True, None, data_root)
+            split = load_split(path, loaded.spec, None, data_root)
         metrics, probs = score(loaded, split)
         scored.append(Scored(v["name"], path, v, metrics, probs))
         write_json(RunDir(run_dir).eval_record(path, "openvino" if openvino else "onnxruntime"),

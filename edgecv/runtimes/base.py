@@ -10,10 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from edgecv.core.facts import Resolved, with_outputs
+from edgecv.core.outputs import are_probabilities, as_log_probabilities
+from edgecv.core.preprocess import to_model_input
 from edgecv.core.spec import ModelSpec
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 EVAL_BATCH = 256
+PROBE_IMAGES = 8  # random images run once through a file edgecv did not write, to see what its outputs are
 
 
 @dataclass
@@ -66,3 +70,28 @@ class Loaded:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.fixed_batch - n, axis=0)])
             parts.append(np.asarray(self.run(np.ascontiguousarray(chunk)))[:n])
         return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def settled(loaded: Loaded, resolved: Resolved) -> Loaded:
+    """``loaded`` with what its spec's resolution found: the notes on where its facts came from, and, for a
+    file edgecv did not write, whether its outputs are probabilities (every row of a probe batch non-negative
+    and summing to 1). Probability outputs are handed on as log-probabilities, so every softmax downstream
+    gives back the file's own probabilities, unchanged."""
+    loaded.details["spec_notes"] = list(resolved.notes)
+    if resolved.probe_outputs:
+        rng = np.random.default_rng(0)
+        c, h, w = loaded.spec.input_shape
+        probe = to_model_input(rng.integers(0, 256, (PROBE_IMAGES, c, h, w), dtype=np.uint8), loaded.spec)
+        try:
+            outputs = loaded.logits(probe)
+        except Exception:  # noqa: BLE001 - the first real call reports the runtime's refusal in its own words
+            outputs = None
+        if outputs is not None and are_probabilities(outputs):
+            loaded.spec = with_outputs(loaded.spec, "probabilities")
+            loaded.details["spec_notes"].append(
+                "its outputs are probabilities (every row of a probe batch sums to 1): they are scored as they "
+                "are, not softmaxed again, and no temperature is fitted to them (--outputs logits overrides)")
+    if loaded.spec.outputs == "probabilities":
+        fetch = loaded.fetch
+        loaded.fetch = lambda result: as_log_probabilities(fetch(result))
+    return loaded

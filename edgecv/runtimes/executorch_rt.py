@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import MissingSpecError, ModelError
+from edgecv.core.errors import ModelError
+from edgecv.core.facts import SPEC_KEY, Stated, resolve_spec
 from edgecv.core.spec import ModelSpec
-from edgecv.runtimes.base import Loaded, RuntimeOptions
+from edgecv.runtimes.base import Loaded, RuntimeOptions, settled
 from edgecv.runtimes.ort import PRECISION
 
 SPEC_METHOD = "edgecv_spec"
@@ -29,7 +30,7 @@ def require_executorch() -> Any:
     return executorch
 
 
-def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec | None = None) -> Loaded:
+def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec | Stated | None = None) -> Loaded:
     """The ``forward`` method of an ExecuTorch program, ready to run numpy batches on the CPU."""
     require_executorch()
     import torch
@@ -47,10 +48,8 @@ def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec 
     except Exception as exc:  # the runtime raises RuntimeError/ValueError with its own codes
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"ExecuTorch cannot load {path}: {first}") from None
-    if spec is None:
-        if SPEC_METHOD not in meta:
-            raise MissingSpecError.in_file(path)
-        spec = ModelSpec.from_json(meta[SPEC_METHOD])
+    resolved = resolve_spec(str(path), {SPEC_KEY: meta[SPEC_METHOD]} if SPEC_METHOD in meta else {}, None, spec)
+    spec = resolved.spec
     quant = json.loads(meta[QUANT_METHOD]) if QUANT_METHOD in meta else {}
 
     def prepare(x: np.ndarray) -> Any:
@@ -65,6 +64,6 @@ def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec 
     def fetch(outputs: Any) -> np.ndarray:
         return outputs[0].numpy().copy()  # the runtime may reuse its output buffer
 
-    return Loaded(name="", format="executorch", precision=PRECISION.get(quant.get("method"), "fp32"),
-                  provider="cpu", file=Path(path), spec=spec, prepare=prepare, run_prepared=run_prepared,
-                  fetch=fetch, handle=program, details={"delegate": "XNNPACK", **quant})
+    return settled(Loaded(name="", format="executorch", precision=PRECISION.get(quant.get("method"), "fp32"),
+                          provider="cpu", file=Path(path), spec=spec, prepare=prepare, run_prepared=run_prepared,
+                          fetch=fetch, handle=program, details={"delegate": "XNNPACK", **quant}), resolved)

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import MissingSpecError, ModelError
+from edgecv.core.errors import ModelError
+from edgecv.core.facts import Graph, Stated, resolve_spec
 from edgecv.core.spec import ModelSpec
-from edgecv.runtimes.base import Loaded, RuntimeOptions
-from edgecv.runtimes.ort import PRECISION, check_external_data
+from edgecv.runtimes.base import Loaded, RuntimeOptions, settled
+from edgecv.runtimes.ort import PRECISION, calibrated_on, check_external_data
 
 DEVICES = ("cpu", "gpu", "npu")  # --provider values OpenVINO takes; its device names are the upper case
 
@@ -44,7 +45,7 @@ def _metadata(model: Any) -> dict[str, str]:
     return {str(k): str(framework[k].astype(str)) for k in framework.keys()}
 
 
-def load_openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:
+def load_openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | Stated | None = None) -> Loaded:
     """An OpenVINO compiled model for the ONNX file ``path`` on ``options.provider`` (cpu by default)."""
     ov = require_openvino()
     if options.provider not in DEVICES:
@@ -61,10 +62,8 @@ def load_openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | None = 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"OpenVINO cannot read {path}: {first}") from None
     meta = _metadata(model)
-    if spec is None:
-        if "edgecv.spec" not in meta:
-            raise MissingSpecError.in_file(path)
-        spec = ModelSpec.from_json(meta["edgecv.spec"])
+    resolved = resolve_spec(str(path), meta, _graph(model), spec)
+    spec = resolved.spec
     quant = json.loads(meta["edgecv.quantization"]) if "edgecv.quantization" in meta else {}
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if device == "CPU":
@@ -88,11 +87,28 @@ def load_openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | None = 
         request.infer()
         return request
 
-    def fetch(done: Any) -> np.ndarray:
-        return np.array(done.get_output_tensor(0).data)  # a copy: the request reuses its buffer
+    names = [n for n, _ in _graph(model).outputs]
+    scores = names.index(spec.output) if spec.output else 0
 
-    return Loaded(
+    def fetch(done: Any) -> np.ndarray:
+        return np.array(done.get_output_tensor(scores).data)  # a copy: the request reuses its buffer
+
+    return settled(Loaded(
         name="", format="openvino", precision=PRECISION.get(quant.get("method"), "fp32"), provider=options.provider,
         file=path, spec=spec, prepare=prepare, run_prepared=run_prepared, fetch=fetch, fixed_batch=fixed,
-        handle=compiled, details={"openvino": ov.__version__, "device": device, "hint": "LATENCY"},
-    )
+        handle=compiled, details={"openvino": ov.__version__, "device": device, "hint": "LATENCY",
+                                  "calibrated_on": calibrated_on(quant)},
+    ), resolved)
+
+
+def _graph(model: Any) -> Graph:
+    """An OpenVINO model's inputs and outputs as (name, shape), None for each dynamic dimension."""
+    def shaped(ports: Any) -> list[tuple[str, tuple[int | None, ...]]]:
+        rows = []
+        for port in ports:
+            shape = port.get_partial_shape()
+            dims = () if shape.rank.is_dynamic else tuple(d.get_length() if d.is_static else None for d in shape)
+            rows.append((port.get_any_name(), dims))
+        return rows
+
+    return Graph(shaped(model.inputs), shaped(model.outputs))

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import EdgecvError, MissingSpecError, ModelError
+from edgecv.core.errors import EdgecvError, ModelError
+from edgecv.core.facts import Graph, Stated, resolve_spec
 from edgecv.core.fsutil import leaves_folder
 from edgecv.core.spec import ModelSpec
-from edgecv.runtimes.base import Loaded, RuntimeOptions
+from edgecv.runtimes.base import Loaded, RuntimeOptions, settled
 
 # an ONNX StringStringEntryProto with key "location": the path of a tensor's external data
 _LOCATION = re.compile(rb"\x0a\x08location\x12")
@@ -107,13 +108,19 @@ def check_used(session: Any, options: RuntimeOptions, path: Path) -> str:
     return SHORT.get(used[0], used[0]) if used else "cpu"
 
 
-def _spec(meta: dict[str, str], path: Path, override: ModelSpec | None) -> ModelSpec:
-    if override is not None:
-        return override
-    text = meta.get("edgecv.spec")
-    if text is None:
-        raise MissingSpecError.in_file(path)
-    return ModelSpec.from_json(text)
+def calibrated_on(quant: dict[str, Any]) -> dict[str, Any] | None:
+    """The data set and number of images an int8-static file was calibrated on, from its quantisation record."""
+    if not quant.get("calibration_data"):
+        return None
+    return {"data": quant["calibration_data"], "images": quant.get("settings", {}).get("calib_size")}
+
+
+def graph_of(session: Any) -> Graph:
+    """An ONNX Runtime session's inputs and outputs as (name, shape), None for each dynamic dimension."""
+    def shaped(args: Any) -> list[tuple[str, tuple[int | None, ...]]]:
+        return [(a.name, tuple(d if isinstance(d, int) and d > 0 else None for d in (a.shape or ()))) for a in args]
+
+    return Graph(shaped(session.get_inputs()), shaped(session.get_outputs()))
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -159,8 +166,9 @@ def check_external_data(path: Path) -> None:
                              "open it")
 
 
-def load_onnx_session(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:
-    """An ONNX Runtime session for ``path`` on the requested provider, checked, with its spec."""
+def load_onnx_session(path: Path, options: RuntimeOptions, spec: ModelSpec | Stated | None = None) -> Loaded:
+    """An ONNX Runtime session for ``path`` on the requested provider, checked, with its spec (``spec``: a
+    whole spec replacing the file's, or facts the user states over it)."""
     import onnxruntime as ort
 
     check_external_data(path)
@@ -172,14 +180,11 @@ def load_onnx_session(path: Path, options: RuntimeOptions, spec: ModelSpec | Non
         raise ModelError(f"ONNX Runtime cannot load {path}: {first}") from None
     provider = check_used(session, options, path)
     meta = dict(session.get_modelmeta().custom_metadata_map)
-    model_spec = _spec(meta, path, spec)
+    resolved = resolve_spec(str(path), meta, graph_of(session), spec)
+    model_spec = resolved.spec
     quant = json.loads(meta["edgecv.quantization"]) if "edgecv.quantization" in meta else {}
-    inp, out = session.get_inputs()[0], session.get_outputs()[0]
-    c, h, w = model_spec.input_shape
-    expected = [h, w, c] if model_spec.layout == "NHWC" else [c, h, w]
-    if len(inp.shape) == 4 and all(isinstance(d, int) for d in inp.shape[1:]) and list(inp.shape[1:]) != expected:
-        raise ModelError(f"{path.name} takes input {list(inp.shape[1:])} but its spec says {expected} "
-                         f"({model_spec.layout})")
+    inp = session.get_inputs()[0]
+    out = next(o for o in session.get_outputs() if o.name == (model_spec.output or session.get_outputs()[0].name))
     fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     on_device = provider in ("cuda", "tensorrt")
 
@@ -207,8 +212,9 @@ def load_onnx_session(path: Path, options: RuntimeOptions, spec: ModelSpec | Non
         def fetch(result: Any) -> np.ndarray:
             return result[0]
 
-    return Loaded(
+    return settled(Loaded(
         name="", format="onnx", precision=PRECISION.get(quant.get("method"), "fp32"), provider=provider,
         file=path, spec=model_spec, prepare=prepare, run_prepared=run_prepared, fetch=fetch, fixed_batch=fixed,
-        handle=session, details={"providers": session.get_providers(), "input_type": inp.type},
-    )
+        handle=session, details={"providers": session.get_providers(), "input_type": inp.type,
+                                 "calibrated_on": calibrated_on(quant)},
+    ), resolved)

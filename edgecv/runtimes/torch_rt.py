@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecv.core.errors import MissingSpecError, ModelError
+from edgecv.core.errors import ModelError
+from edgecv.core.facts import SPEC_KEY, Stated, resolve_spec
 from edgecv.core.spec import ModelSpec
 from edgecv.core.trust import vetted_bytes
-from edgecv.runtimes.base import Loaded, RuntimeOptions
+from edgecv.runtimes.base import Loaded, RuntimeOptions, settled
 from edgecv.runtimes.ort import ProviderError
 from edgecv.train.checkpoint import calibrated, load_checkpoint, model_from_checkpoint
 
@@ -62,7 +63,7 @@ def load_checkpoint_model(path: Path, options: RuntimeOptions) -> Loaded:
     return wrap_module(calibrated(model, spec), "torch", path, spec, device)
 
 
-def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None = None) -> Loaded:
+def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | Stated | None = None) -> Loaded:
     """A TorchScript file and the spec in its ``_extra_files``."""
     import torch
 
@@ -76,8 +77,6 @@ def load_torchscript(path: Path, options: RuntimeOptions, spec: ModelSpec | None
             module = torch.jit.load(io.BytesIO(data), map_location=device, _extra_files=files)
     except (RuntimeError, ValueError) as exc:
         raise ModelError(f"{path} is not a TorchScript file: {str(exc).strip().splitlines()[0]}") from None
-    if spec is None:
-        if not files["edgecv_spec.json"]:
-            raise MissingSpecError.in_file(path)
-        spec = ModelSpec.from_json(files["edgecv_spec.json"])
-    return wrap_module(module, "torchscript", path, spec, device)
+    text = files["edgecv_spec.json"]
+    resolved = resolve_spec(str(path), {SPEC_KEY: text} if text else {}, None, spec)
+    return settled(wrap_module(module, "torchscript", path, resolved.spec, device), resolved)

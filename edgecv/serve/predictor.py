@@ -10,17 +10,18 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgecv.core.errors import MissingSpecError, ModelError
+from edgecv.core.facts import Stated
 from edgecv.core.imageio import MAX_PIXELS, open_image, ready_pixels, to_pixels
 from edgecv.core.outputs import softmax
 from edgecv.core.preprocess import input_table, normalise, normalise_into
-from edgecv.core.spec import ModelSpec, spec_from_facts
+from edgecv.core.spec import ModelSpec
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for
 
 _ORT_TYPES = {"float32": "float", "uint8": "uint8"}
@@ -42,26 +43,30 @@ class Predictor:
 
     ``Predictor("model.onnx").predict("cat.jpg")`` -> ``Prediction(label, index, score, topk)``. An image is a
     path, bytes, a PIL image or a uint8 array (H×W or H×W×C). A model without a spec needs ``labels``,
-    ``mean``, ``std`` and ``input_shape`` (C, H, W).
+    ``mean``, ``std`` and ``input_shape`` (C, H, W) unless its metadata or graph say them; ``facts``
+    (:class:`edgecv.core.facts.Stated`) states any other fact (resize, channel order, …) over the file's.
     """
 
     def __init__(self, model_path: str | Path, provider: str = "cpu", threads: int | None = None, top_k: int = 5,
                  *, max_pixels: int = MAX_PIXELS, labels: Sequence[str] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 input_shape: Sequence[int] | None = None) -> None:
+                 input_shape: Sequence[int] | None = None, facts: Stated | None = None) -> None:
         path = Path(model_path)
         if runtime_for(path) not in ("onnxruntime", "executorch"):
             raise ModelError(f"{path} is a torch file; the Predictor runs ONNX files (edgecv export --format onnx) "
                              "and ExecuTorch .pte files")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
-        spec = spec_from_facts(labels, mean, std, input_shape)
+        named = {k: v for k, v in (("labels", labels), ("mean", mean), ("std", std), ("input_shape", input_shape))
+                 if v is not None}
+        stated = replace(facts or Stated(), **named)
         try:
-            self._model = load_model(path, RuntimeOptions(provider=provider, threads=threads), spec)
+            self._model = load_model(path, RuntimeOptions(provider=provider, threads=threads), stated)
         except MissingSpecError as exc:
-            raise MissingSpecError(f"{path} has no edgecv spec: pass labels=, mean=, std= and input_shape= "
-                                   "to Predictor", exc.missing, path) from None
+            raise MissingSpecError(f"{path} has no edgecv spec: pass {', '.join(f'{k}=' for k in exc.missing)} to "
+                                   "Predictor", exc.missing, path) from None
         self.spec: ModelSpec = self._model.spec
+        self.notes: list[str] = list(self._model.details.get("spec_notes", []))  # where its facts came from
         self.top_k = min(top_k, self.spec.num_classes)
         self.max_pixels = max_pixels
         self.provider = self._model.provider
@@ -182,7 +187,7 @@ def _bindable(model: Any) -> bool:
     output, a batch of 1 allowed, and the input type the spec says."""
     session = model.handle
     if model.format != "onnx" or model.provider != "cpu" or model.fixed_batch not in (None, 1) or \
-            len(session.get_outputs()) != 1:
+            len(session.get_outputs()) != 1 or model.spec.outputs != "logits":
         return False
     out, inp = session.get_outputs()[0], session.get_inputs()[0]
     dims = out.shape

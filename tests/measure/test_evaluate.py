@@ -43,11 +43,11 @@ def test_a_foreign_onnx_file_needs_the_missing_facts(full_run, tmp_path):
     del m.metadata_props[:]
     foreign = tmp_path / "foreign.onnx"
     onnx.save(m, str(foreign))
-    assert_user_error(invoke("eval", foreign), "no edgecv spec", "--labels", "--input-shape")
-    assert_user_error(invoke("eval", foreign, "--labels", ",".join("0123456789")), "also needs --mean, --std")
+    assert_user_error(invoke("eval", foreign), "no edgecv spec", "--labels", "--mean", "--std")
+    assert_user_error(invoke("eval", foreign, "--labels", ",".join("0123456789")), "pass --mean, --std")
     spec = load_model(full_run / "model.onnx").spec
     flags = ["--labels", ",".join(spec.labels), "--mean", str(spec.mean[0]), "--std", str(spec.std[0]),
-             "--input-shape", "1,32,32", "--data", "digits", "--json", tmp_path / "f.json"]
+             "--input-shape", "1,32,32", "--data", "digits", "--split", "test", "--json", tmp_path / "f.json"]
     invoke("eval", foreign, *flags, check=True)
     own = run_cli("eval", full_run / "model.onnx", "--json", tmp_path / "o.json", check=True)
     assert own.returncode == 0
@@ -55,7 +55,7 @@ def test_a_foreign_onnx_file_needs_the_missing_facts(full_run, tmp_path):
         json.loads((tmp_path / "o.json").read_text())["metrics"]["accuracy"]
     # facts that contradict the file are one line, not a runtime traceback
     wrong = [*flags[:6], "--input-shape", "1,28,28", "--data", "digits"]
-    assert_user_error(invoke("eval", foreign, *wrong), "takes input [1, 32, 32]")
+    assert_user_error(invoke("eval", foreign, *wrong), "takes input 1x32x32 (NCHW)", "1x28x28")
 
 
 def test_bad_model_files_are_one_line_errors(full_run, tmp_path):

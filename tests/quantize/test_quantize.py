@@ -17,14 +17,15 @@ from PIL import Image
 
 from edgecv.core.cpu import CpuInfo, host_cpu, parse_cpuinfo
 from edgecv.core.errors import ModelError
-from edgecv.core.onnxfile import QUANT_KEY, SPEC_KEY, load_onnx, quantization_of, read_spec
+from edgecv.core.facts import Stated
+from edgecv.core.onnxfile import SPEC_KEY, load_onnx, quantization_of, read_spec
 from edgecv.core.preprocess import to_model_input
 from edgecv.data import load_dataset
 from edgecv.measure.bench import bench
 from edgecv.models import MODELS
 from edgecv.quantize import METHODS, QuantizeError, QuantizeOptions, output_path, quantize
 from edgecv.quantize.methods import default_flavour
-from edgecv.runtimes import EVAL_BATCH, RuntimeOptions
+from edgecv.runtimes import EVAL_BATCH, RuntimeOptions, load_model
 
 
 @pytest.fixture(scope="session")
@@ -251,13 +252,17 @@ def test_a_model_without_spec_needs_data_and_then_works(exported, tmp_path):
     del m.metadata_props[:]
     model = tmp_path / "foreign.onnx"
     onnx.save(m, str(model))
-    proc = invoke("quantize", model)
-    assert_user_error(proc, "no edgecv spec", "--data")
+    assert_user_error(invoke("quantize", model), "no edgecv spec", "--labels", "--mean", "--std")
+    spec = load_model(exported("lenet5")).spec
+    stated = ["--labels", ",".join(spec.labels), "--mean", str(spec.mean[0]), "--std", str(spec.std[0])]
+    assert_user_error(invoke("quantize", model, *stated), "does not say which data set", "--data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.onnx"]
-    report = quantize(model, QuantizeOptions(methods=("int8-static",), data="digits", calib_size=64))
+    facts = Stated(labels=spec.labels, mean=spec.mean, std=spec.std)
+    report = quantize(model, QuantizeOptions(methods=("int8-static",), data="digits", calib_size=64, facts=facts))
     qmodel = onnx.load(report.results[0].file)
-    keys = {p.key for p in qmodel.metadata_props}
-    assert QUANT_KEY in keys and SPEC_KEY not in keys  # no invented spec
+    written = json.loads({p.key: p.value for p in qmodel.metadata_props}[SPEC_KEY])
+    assert written["labels"] == spec.labels and written["mean"] == spec.mean  # the facts stated, kept
+    assert report.data["calib_images"] == 64 and report.data["test_images"] == 1797 - 64  # the rest of digits
     assert report.results[0].test_accuracy > 0.5
 
 

@@ -15,10 +15,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgecv import Predictor
 from edgecv.core.errors import InvalidImageError
+from edgecv.core.facts import Stated
 from edgecv.data import load_dataset
 from edgecv.serve.isolated import IsolatedPredictor, RuntimeFault, check_model
 
-FOREIGN = {"labels": [str(i) for i in range(10)], "mean": [0.5], "std": [0.25], "input_shape": (1, 8, 8)}
+# the hostile files are not probed at load (their outputs stated as logits): their faults come at the call
+FOREIGN = {"labels": [str(i) for i in range(10)], "mean": [0.5], "std": [0.25], "input_shape": (1, 8, 8),
+           "facts": Stated(outputs="logits")}
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +137,10 @@ def test_a_model_asking_for_gigabytes_fails_in_its_child_alone(model, memory_hog
             isolated.predict(image)
     with pytest.raises(RuntimeFault, match="the runtime failed"):
         check_model(memory_hog, memory_mb=1024, **FOREIGN)
+    unprobed = {k: v for k, v in FOREIGN.items() if k != "facts"}  # its outputs probed at load, in the child
+    with pytest.raises(RuntimeFault, match="hog.onnx"):
+        with IsolatedPredictor(memory_hog, memory_mb=1024, **unprobed) as isolated:
+            isolated.predict(image)
     assert Predictor(model).predict(image).label  # this process is untouched
 
 

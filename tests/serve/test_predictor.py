@@ -198,12 +198,12 @@ def test_bad_models_raise_model_errors(model, tmp_path):
     del m.metadata_props[:]
     foreign = tmp_path / "foreign.onnx"
     onnx.save(m, str(foreign))
-    with pytest.raises(MissingSpecError, match="labels=, mean=, std= and input_shape=") as missing:
-        Predictor(foreign)
-    assert missing.value.missing == ("labels", "mean", "std", "input_shape") and missing.value.path == foreign
-    with pytest.raises(MissingSpecError, match="also needs std=, input_shape=") as missing:
+    with pytest.raises(MissingSpecError, match="pass labels=, mean=, std= to Predictor") as missing:
+        Predictor(foreign)  # the input shape comes from the graph
+    assert missing.value.missing == ("labels", "mean", "std") and str(missing.value.path) == str(foreign)
+    with pytest.raises(MissingSpecError, match="pass std= to Predictor") as missing:
         Predictor(foreign, labels=list("0123456789"), mean=[0.5])
-    assert missing.value.missing == ("std", "input_shape")
+    assert missing.value.missing == ("std",)
     spec = Predictor(model).spec
     p = Predictor(foreign, labels=spec.labels, mean=spec.mean, std=spec.std, input_shape=spec.input_shape)
     assert p.predict(np.zeros((8, 8), np.uint8)).label == Predictor(model).predict(np.zeros((8, 8), np.uint8)).label
