@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgecv.cli.common import TRUST_CODE, fmt_count, out, parse_labels, run_guarded
+from edgecv.cli.common import TRUST_CODE, fmt_count, out, run_guarded
+from edgecv.cli.specflags import SpecFlags, spec_flags
 from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import check_writable_folder
 from edgecv.report.cells import fmt_bytes
@@ -61,6 +62,7 @@ def _others(runtimes: dict) -> str:
     return "".join(f"; {part}" for part in parts)
 
 
+@spec_flags
 def export_cmd(
     source: Path = typer.Argument(..., help="A run directory (its best checkpoint), a checkpoint file, a model to "
                                             "deploy as it is (torchvision:NAME, with --weights), or a state dict "
@@ -84,7 +86,8 @@ def export_cmd(
                                         "edgecv quantize)."),
     json_out: bool = typer.Option(False, "--json", help="Print the export reports as JSON."),
     model: str = typer.Option(None, "--model", help="With a state dict as SOURCE: its architecture "
-                                                    "(torchvision:NAME or timm:ARCH.TAG)."),
+                                                    "(torchvision:NAME, timm:ARCH.TAG, or your own "
+                                                    "path/net.py:factory, which runs that code)."),
     weights: str = typer.Option(None, "--weights",
                                 help="With a model name as SOURCE: a weights file (any state dict as saved: nested "
                                      "under state_dict/model/..., module./model. prefixes, .safetensors) or a "
@@ -93,40 +96,48 @@ def export_cmd(
     weights_meta: str = typer.Option(None, "--weights-meta",
                                      help="The torchvision weights entry whose preprocessing and categories apply "
                                           "(e.g. IMAGENET1K_V1) [default: the architecture's DEFAULT]."),
-    labels: str = typer.Option(None, "--labels", help="Class names of a head trained elsewhere: a,b,c or @file.txt "
-                                                      "[default: the weights entry's categories]."),
     data: str = typer.Option(None, "--data", help="A model deployed as it is: the data set (folder:PATH) its "
                                                   "parity check, ExecuTorch calibration and later commands use."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run directory --out names, if any."),
     trust_code: bool = TRUST_CODE,
+    *,
+    flags: SpecFlags,
 ) -> None:
     """Export a trained model to ONNX and/or TorchScript, each checked against the torch model.
 
     A model that was not trained here is deployed as it is: `edgecv export torchvision:resnet18 --weights FILE
     --out DIR` (or `edgecv export weights.pth --model torchvision:NAME --labels a,b,c`) first writes the run
-    directory DIR (config, spec, checkpoint), then its files, as for any run.
+    directory DIR (config, spec, checkpoint), then its files, as for any run. --labels names the classes of a
+    head trained elsewhere [default: the weights entry's categories]. Your own module's state dict also needs the
+    preprocessing it was trained with: `edgecv export weights.pth --model net.py:build --labels a,b --mean 0.5
+    --std 0.25 [--crop 64 --color L --resize 72]` (the size defaults to the factory's input_size); this runs
+    your code.
 
     Example: edgecv export runs/lenet5-digits   (writes model.onnx, model.pt and export.json there)
     """
 
     def body() -> None:
-        from edgecv.exporters import default_path, load_source, record
+        from edgecv.exporters import default_path, load_source, record, require_calibration_data
 
         formats, fixed, chosen_opset = _checked_options(fmt, out_path, opset, batch, uint8_input, atol, exporter,
                                                         calib_size)
         adopting = _adopting(source, model)
-        given = {"--weights": weights, "--weights-meta": weights_meta, "--labels": labels, "--data": data,
-                 "--overwrite": overwrite or None}
+        stated = flags.stated()
+        given = {"--weights": weights, "--weights-meta": weights_meta, "--data": data,
+                 "--overwrite": overwrite or None,
+                 **{"--" + k.replace("_", "-"): v for k, v in (stated.given() if stated else {}).items()},
+                 "--label-map": flags.label_map}
         if not adopting and any(v is not None for v in given.values()):
             flag = next(k for k, v in given.items() if v is not None)
             raise EdgecvError(f"{flag} applies to a model deployed as it is (torchvision:NAME, or a state dict with "
                               f"--model), not to {source}")
         run_dir = None
-        if adopting and fmt == "executorch" and not data:
-            raise EdgecvError("model.int8.pte is calibrated on images like those the model will see: pass --data "
-                              "folder:PATH when deploying a model as it is")
+        if adopting and fmt == "executorch":
+            require_calibration_data(data)
         if adopting:
-            run_dir = _adopt(adopting, source, weights, weights_meta, labels, data, out_path, overwrite)
+            if flags.label_map is not None:
+                raise EdgecvError("--label-map applies to scoring a model on a folder (eval, bench, quantize)")
+            run_dir = _adopt(adopting, source, weights, weights_meta, stated, data, out_path, overwrite)
         src = load_source(run_dir or source, trust_code)
         reports = []
         for f in formats:
@@ -160,7 +171,7 @@ def _adopting(source: Path, model: str | None) -> str | None:
     return text if ":" in text and not source.exists() else None
 
 
-def _adopt(model: str, source: Path, weights: str | None, weights_meta: str | None, labels: str | None,
+def _adopt(model: str, source: Path, weights: str | None, weights_meta: str | None, stated,
            data: str | None, out_path: Path | None, overwrite: bool) -> Path:
     """Write the run directory of a model deployed as it is, say where its facts came from, and return it."""
     from edgecv.train.adopt import adopt
@@ -170,8 +181,9 @@ def _adopt(model: str, source: Path, weights: str | None, weights_meta: str | No
     if out_path is not None and out_path.suffix in (".onnx", ".pt", ".pte"):
         raise EdgecvError(f"--out {out_path} names a file; a model deployed as it is gets a run directory: give "
                           "--out a folder")
-    adopted = adopt(model, weights=str(source) if source.is_file() else weights, labels=parse_labels(labels),
-                    weights_meta=weights_meta, data=data, out=out_path, overwrite=overwrite)
+    adopted = adopt(model, weights=str(source) if source.is_file() else weights,
+                    labels=list(stated.labels) if stated and stated.labels else None, weights_meta=weights_meta,
+                    data=data, out=out_path, overwrite=overwrite, stated=stated)
     for note in adopted.notes:
         out.print(f"{escape(note)}", soft_wrap=True)
     out.print(f"[green]wrote[/] run directory {escape(str(adopted.run_dir))} ({len(adopted.spec.labels)} classes, "

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from edgecv.core.fsutil import write_json
-from edgecv.exporters.common import ExportError, ExportReport, Source, load_source
+from edgecv.exporters.common import ExportError, ExportReport, Source, load_source, require_calibration_data
 from edgecv.exporters.onnx import DEFAULT_OPSET, check_opset, export_onnx
 from edgecv.exporters.torchscript import export_torchscript
 from edgecv.rundir import RunDir
@@ -34,4 +34,4 @@ def record(out_dir: Path, report: ExportReport) -> None:
 
 
 __all__ = ["DEFAULT_OPSET", "FORMATS", "OPTIONAL_FORMATS", "ExportError", "ExportReport", "Source", "check_opset",
-           "default_path", "export_onnx", "export_torchscript", "load_source", "record"]
+           "default_path", "export_onnx", "export_torchscript", "load_source", "record", "require_calibration_data"]

@@ -78,7 +78,7 @@ def test_a_package_module_factory_and_bad_factories_are_one_line(tmp_path, monke
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
     assert_user_error(invoke("export", weights, "--model", "mypkg/nets.py:build", "--labels", "a,b", cwd=tmp_path),
-                      "has no published weights and preprocessing to deploy it with as it is: train it")
+                      "deployed with the preprocessing it was trained with: pass --mean, --std")
 
 
 def test_a_study_takes_your_own_module_beside_a_built_in_one(tmp_path):
@@ -92,3 +92,41 @@ def test_a_study_takes_your_own_module_beside_a_built_in_one(tmp_path):
     assert all(o["ok"] for o in study["outcomes"])
     assert (tmp_path / "study" / "net-build" / "report.html").is_file()
     assert json.loads((tmp_path / "study" / "net-build" / "config.json").read_text())["model_code"]["sha256"]
+
+
+def test_a_state_dict_of_your_own_module_trained_elsewhere_is_deployed_as_it_is(tmp_path):
+    """``edgecv export weights.pth --model net.py:build`` with the preprocessing it was trained with: the run
+    directory, an ONNX file within parity of the module, a spec that says what was stated, and eval on a
+    folder by name."""
+    import torch
+    from conftest import make_image_folder
+
+    from edgecv import Predictor
+    from edgecv.models.user_code import entry_for
+
+    net = tmp_path / "net.py"
+    net.write_text(NET)
+    torch.manual_seed(0)
+    module = entry_for(f"{net}:build").build(1, 3, 16)
+    weights = tmp_path / "weights.pth"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in module.state_dict().items()}}, weights)
+    run = tmp_path / "deployed"
+    invoke("export", weights, "--model", f"{net}:build", "--labels", "cat,dog,fox", "--mean", "0.5", "--std", "0.25",
+           "--color", "L", "--resize", "18", "--format", "onnx", "--out", run, check=True)
+    spec = json.loads((run / "spec.json").read_text())
+    assert (spec["labels"], spec["input_shape"], spec["resize"], spec["mean"]) == \
+        (["cat", "dog", "fox"], [1, 16, 16], 18, [0.5])  # the factory's input_size, the facts stated
+    exported = json.loads((run / "export.json").read_text())["exports"]["model.onnx"]
+    assert exported["passed"] and max(row["max_abs_diff"] for row in exported["parity"]) < 1e-4
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_code"]["path"] == str(net.resolve())
+    folder = make_image_folder(tmp_path / "imgs", classes=("fox", "cat", "dog"), per_class=4)
+    proc = invoke("eval", run / "model.onnx", "--data", f"folder:{folder}", "--split", "all", check=True)
+    assert "12 images" in proc.stdout
+    assert Predictor(run / "model.onnx").labels == ["cat", "dog", "fox"]
+    assert_user_error(invoke("export", weights, "--model", f"{net}:build", "--labels", "a,b,c"), "--mean", "--std")
+    assert_user_error(invoke("export", weights, "--model", f"{net}:build", "--labels", "a,b", "--mean", "0.5",
+                             "--std", "0.25", "--color", "L"), "weights.pth", "head of 3 classes")
+    assert_user_error(invoke("export", weights, "--model", "torchvision:resnet18", "--mean", "0.5"),
+                      "--mean applies to your own module")
+    assert not (tmp_path / "runs").exists()
