@@ -68,6 +68,8 @@ def print_report(report) -> None:
                       f"{escape(', '.join(r.float_nodes))}", soft_wrap=True)
         for note in r.notes:
             err.print(f"[yellow]note:[/] {r.method}: {escape(note)}", soft_wrap=True)
+    for note in report.data.get("spec_notes", []):
+        err.print(f"note: {escape(note)}", soft_wrap=True)
     for note in report.notes:
         err.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)
     for r in report.results:

@@ -123,6 +123,8 @@ def test_quantised_on_a_folder_it_carries_its_spec_and_needs_no_flags_after(fore
     invoke("quantize", path, "--method", "int8-static", "--data", f"folder:{folder}", "--labels", f"@{classes}",
            *FLAGS, "--calib-size", "16", "--out", out, "--json", check=True)
     int8 = out / "model.int8.onnx"
+    graph = onnx.load(str(int8)).graph
+    assert next(n for n in graph.node if "probs" in n.output).op_type == "Softmax"  # probabilities kept in float
     meta = {p.key: p.value for p in onnx.load(str(int8)).metadata_props}
     spec = json.loads(meta["edgecv.spec"])
     assert (spec["labels"], spec["resize"], spec["channel_order"], spec["outputs"]) == \
