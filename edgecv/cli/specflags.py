@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,48 +58,47 @@ OPTIONS: dict[str, tuple[type, Any]] = {
 
 @dataclass(frozen=True)
 class SpecFlags:
-    """The spec flags as typed: parsed, with one-line errors, by :meth:`stated` and :meth:`folder_names`."""
+    """The spec flags as typed, by name (the keys of :data:`OPTIONS`; None where not given): parsed, with
+    one-line errors, by :meth:`stated` and :meth:`folder_names`."""
 
-    labels: str | None = None
-    mean: str | None = None
-    std: str | None = None
-    scale: float | None = None
-    input_shape: str | None = None
-    crop: int | None = None
-    layout: str | None = None
-    resize: int | None = None
-    interpolation: str | None = None
-    channel_order: str | None = None
-    color: str | None = None
-    output: str | None = None
-    outputs: str | None = None
-    label_map: Path | None = None
+    typed: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        return self.typed.get(name)
+
+    @property
+    def label_map(self) -> Path | None:
+        return self.get("label_map")
 
     def stated(self) -> Stated | None:
         """The facts stated, checked one by one; None when no flag about the model is given."""
         self._check_choices()
-        shape = _numbers(self.input_shape, int, "--input-shape")
+        text = self.get("input_shape")
+        shape = _numbers(text, int, "--input-shape")
         if shape is not None and len(shape) != 3:
-            raise EdgecvError(f"--input-shape takes C,H,W, got {self.input_shape!r}")
+            raise EdgecvError(f"--input-shape takes C,H,W, got {text!r}")
         if shape is not None and (shape[0] not in (1, 3) or min(shape) < 1):
-            raise EdgecvError(f"--input-shape needs 1 or 3 channels and a positive size, got {self.input_shape!r}")
-        for flag, value, low in (("--crop", self.crop, 1), ("--resize", self.resize, 0)):
+            raise EdgecvError(f"--input-shape needs 1 or 3 channels and a positive size, got {text!r}")
+        for flag, value, low in (("--crop", self.get("crop"), 1), ("--resize", self.get("resize"), 0)):
             if value is not None and value < low:
                 raise EdgecvError(f"{flag} must be at least {low}, got {value}")
-        if self.scale is not None and not self.scale > 0:
-            raise EdgecvError(f"--scale must be positive, got {self.scale}")
-        stated = Stated(labels=parse_labels(self.labels), mean=_numbers(self.mean, float, "--mean"),
-                        std=_numbers(self.std, float, "--std"), scale=self.scale, input_shape=shape, crop=self.crop,
-                        layout=self.layout and self.layout.upper(), resize=self.resize,
-                        interpolation=self.interpolation, channel_order=self.channel_order, color=self.color,
-                        output=self.output, outputs=self.outputs)
+        scale = self.get("scale")
+        if scale is not None and not scale > 0:
+            raise EdgecvError(f"--scale must be positive, got {scale}")
+        layout = self.get("layout")
+        plain = {k: self.get(k) for k in ("scale", "crop", "resize", "interpolation", "channel_order", "color",
+                                          "output", "outputs")}
+        stated = Stated(labels=parse_labels(self.get("labels")), mean=_numbers(self.get("mean"), float, "--mean"),
+                        std=_numbers(self.get("std"), float, "--std"), input_shape=shape,
+                        layout=layout and layout.upper(), **plain)
         return stated if stated.given() else None
 
     def _check_choices(self) -> None:
-        choices = (("--layout", self.layout and self.layout.upper(), LAYOUTS),
-                   ("--interpolation", self.interpolation, INTERPOLATIONS),
-                   ("--channel-order", self.channel_order, CHANNEL_ORDERS), ("--color", self.color, tuple(COLORS)),
-                   ("--outputs", self.outputs, OUTPUT_KINDS))
+        layout = self.get("layout")
+        choices = (("--layout", layout and layout.upper(), LAYOUTS),
+                   ("--interpolation", self.get("interpolation"), INTERPOLATIONS),
+                   ("--channel-order", self.get("channel_order"), CHANNEL_ORDERS),
+                   ("--color", self.get("color"), tuple(COLORS)), ("--outputs", self.get("outputs"), OUTPUT_KINDS))
         for flag, value, allowed in choices:
             if value is not None and value not in allowed:
                 raise EdgecvError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
@@ -149,8 +148,8 @@ def spec_flags(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = {f.name: kwargs.pop(f.name, None) for f in fields(SpecFlags)}
-        return command(*args, flags=SpecFlags(**given), **kwargs)
+        typed = {name: kwargs.pop(name, None) for name in OPTIONS}
+        return command(*args, flags=SpecFlags(typed), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]
     return wrapper
