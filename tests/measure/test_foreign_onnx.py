@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import assert_user_error, invoke
+from onnx import TensorProto, helper
 from PIL import Image
 from torch import nn
 from torchvision import transforms as T
@@ -191,8 +192,6 @@ def test_bad_input_about_a_foreign_file_is_one_line(foreign, tmp_path):
 
 def _two_way(path, inputs):
     """A tiny graph with two inputs (a, b) and one output, or one input and two outputs (a, b)."""
-    from onnx import TensorProto, helper
-
     shape = ["n", 3, 8, 8]
     if inputs == 2:
         ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("a", "b")]
@@ -206,3 +205,31 @@ def _two_way(path, inputs):
         outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", 3]) for n in ("a", "b")]
     graph = helper.make_graph(nodes, "g", ins, outs)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_an_ultralytics_classifier_needs_no_flags(foreign, tmp_path):
+    """Class names, size and transform from Ultralytics' metadata (names, imgsz, task): a softmax over each
+    channel's mean, which picks an image's dominant colour."""
+    folder, _, _ = foreign
+    rgb = tmp_path / "rgb"
+    for name in ("red", "green", "blue"):
+        (rgb / name).mkdir(parents=True)
+        for image in sorted((folder / name).glob("*.jpg")):
+            (rgb / name / image.name).write_bytes(image.read_bytes())
+    nodes = [helper.make_node("ReduceMean", ["images"], ["m"], axes=[2, 3], keepdims=0),
+             helper.make_node("Mul", ["m", "k"], ["z"]), helper.make_node("Softmax", ["z"], ["output0"], axis=1)]
+    graph = helper.make_graph(nodes, "yolo-cls", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                                                [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor("k", TensorProto.FLOAT, [], [20.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    helper.set_model_props(model, {"names": "{0: 'red', 1: 'green', 2: 'blue'}", "imgsz": "[16, 16]",
+                                   "task": "classify", "stride": "1"})
+    path = tmp_path / "yolo-cls.onnx"
+    onnx.save(model, str(path))
+    result = evaluate(path, data=f"folder:{rgb}")
+    assert result.metrics["accuracy"] >= 0.9 and result.metrics["num_samples"] == 36
+    assert any("Ultralytics" in note for note in result.notes)
+    spec = Predictor(path).spec
+    assert (spec.labels, spec.resize, spec.mean, spec.outputs) == (["red", "green", "blue"], 16, [0.0] * 3,
+                                                                   "probabilities")
