@@ -12,6 +12,7 @@ from edgecv.cli.explain import explain_cmd
 from edgecv.cli.export import export_cmd
 from edgecv.cli.pipeline import pipeline_cmd
 from edgecv.cli.predict import predict_cmd
+from edgecv.cli.profile import profile_cmd
 from edgecv.cli.quantize import quantize_cmd
 from edgecv.cli.report import report_cmd
 from edgecv.cli.train import train_cmd
@@ -51,6 +52,7 @@ app.command("export")(export_cmd)
 app.command("quantize")(quantize_cmd)
 app.command("eval")(eval_cmd)
 app.command("bench")(bench_cmd)
+app.command("profile")(profile_cmd)
 app.command("report")(report_cmd)
 app.command("explain")(explain_cmd)
 app.command("predict")(predict_cmd)

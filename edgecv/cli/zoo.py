@@ -25,8 +25,7 @@ def models_cmd(
     classification models (--source torchvision)."""
 
     def body() -> None:
-        from edgecv.models import MODELS, create_model
-        from edgecv.models.summary import summarize
+        from edgecv.models import MODELS, create_model, summarize
 
         if source not in SOURCES:
             raise EdgecvError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
@@ -91,8 +90,7 @@ def summary_cmd(
     """Print a Keras-style table of MODEL: layer, output shape, params, MACs, and totals."""
 
     def body() -> None:
-        from edgecv.models import create_model, model_entry
-        from edgecv.models.summary import summarize
+        from edgecv.models import create_model, model_entry, summarize
 
         entry = model_entry(model)
         size = img_size or entry.input_size

@@ -93,8 +93,16 @@ def slower_notes(rows: list[VariantResult], ref: VariantResult | None, min_speed
         b = common[-1]
         if stats.below(r.throughput_ci[b], ref.throughput_ci[b], min_speedup):
             notes.append(f"{r.name} runs {r.throughput[b] / ref.throughput[b]:.2f}x as fast as {ref.name} at batch {b} "
-                         "here, slower beyond noise: that quantisation does not pay for this model on this CPU")
+                         "here, slower beyond noise: that quantisation does not pay for this model on this CPU"
+                         + _profile_hint(ref, r, b))
     return notes
+
+
+def _profile_hint(ref: VariantResult, row: VariantResult, batch: str) -> str:
+    """Where to see which layers a slower ONNX file loses on, when both are ONNX files."""
+    if not (ref.file.endswith(".onnx") and row.file.endswith(".onnx")):
+        return ""
+    return f" (edgecv profile {Path(ref.file).name} {Path(row.file).name} --batch {batch} shows the layers it loses on)"
 
 
 def fp16_note(rows: list[VariantResult]) -> str | None:

@@ -17,6 +17,7 @@ from edgecv.models.base import (
     model_entry,
     param_groups,
 )
+from edgecv.models.summary import summarize
 
 __all__ = ["MODELS", "ModelEntry", "NativeInput", "TrainDefaults", "create_model", "keep_frozen_norms", "model_entry",
-           "param_groups"]
+           "param_groups", "summarize"]

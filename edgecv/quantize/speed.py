@@ -34,4 +34,5 @@ def check_speed(load: Callable[[Path], Any], input_shape: Sequence[int], batch: 
                    "faster_beyond_noise": stats.below(fp32["throughput_ci"][key], t["throughput_ci"][key])}
         if slower:
             r.notes.append(f"runs {ratio:.2f}x as fast as fp32 at batch {batch} on this CPU, slower beyond noise: "
-                           f"{r.method} does not pay for this model here; keep fp32 for speed")
+                           f"{r.method} does not pay for this model here; keep fp32 for speed (edgecv profile "
+                           f"{source.name} {Path(r.file).name} --batch {batch} shows the layers it loses on)")

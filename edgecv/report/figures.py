@@ -207,3 +207,25 @@ def image_grid(pixels: np.ndarray, captions: list[str], right: list[bool], title
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def layer_times(names: list[str], layers: list[str], us: list[list[float | None]], title: str):
+    """Per-layer kernel time (ms per run) of several files side by side, one bar per file for each layer, the
+    first layer listed at the top."""
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(layers) * max(1, len(names)) ** 0.5))
+    height = 0.8 / max(1, len(names))
+    rows = np.arange(len(layers))
+    for k, name in enumerate(names):
+        ax.barh(rows + k * height, [(row[k] or 0.0) / 1e3 for row in us], height, label=name)
+    ax.set_yticks(rows + height * (len(names) - 1) / 2, [_short(layer) for layer in layers], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("kernel time per run (ms)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _short(label: str, width: int = 48) -> str:
+    return label if len(label) <= width else "…" + label[-(width - 1):]

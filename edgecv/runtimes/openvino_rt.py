@@ -70,6 +70,8 @@ def load_openvino(path: Path, options: RuntimeOptions, spec: ModelSpec | Stated 
         config["INFERENCE_PRECISION_HINT"] = "f32"
         if options.threads:
             config["INFERENCE_NUM_THREADS"] = options.threads
+    if options.profile_prefix:
+        config["PERF_COUNT"] = True
     try:
         compiled = core.compile_model(model, device, config)
     except Exception as exc:

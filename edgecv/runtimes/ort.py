@@ -93,6 +93,9 @@ def session_options(options: RuntimeOptions):
     if options.threads:
         so.intra_op_num_threads = options.threads
     so.log_severity_level = 4  # errors reach the caller as exceptions; ORT need not also print them
+    if options.profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = options.profile_prefix
     return so
 
 
