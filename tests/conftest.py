@@ -224,6 +224,14 @@ def invoke(*args, cwd: Path | None = None, check: bool = False) -> Invoked:
     return result
 
 
+def zoo_names() -> list:
+    """Every zoo model as a test parameter; vgg16-transfer (VGG16's 14.7M-parameter features: the slowest to
+    train, export and quantise by far) is make test-all's."""
+    from edgecv.models import MODELS
+
+    return [pytest.param(n, marks=pytest.mark.slow) if n == "vgg16-transfer" else n for n in MODELS.names()]
+
+
 # what full_run holds: file -> (format, precision)
 RUN_VARIANTS = {"checkpoints/best.pt": ("torch", "fp32"), "model.pt": ("torchscript", "fp32"),
                 "model.onnx": ("onnx", "fp32"), "model.fp16.onnx": ("onnx", "fp16"),

@@ -16,14 +16,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import Exploit, assert_user_error, cli_env, invoke, run_cli
+from conftest import Exploit, assert_user_error, cli_env, invoke, run_cli, zoo_names
 
 from edgecv import ModelSpec
 from edgecv.core.onnxfile import read_spec
 from edgecv.data import load_dataset
 from edgecv.exporters import ExportError, export_onnx, export_torchscript, load_source
 from edgecv.exporters.common import Source
-from edgecv.models import MODELS
 from edgecv.train.checkpoint import calibrated, load_checkpoint, save_checkpoint
 
 
@@ -31,7 +30,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", zoo_names())
 def test_every_model_exports_to_both_formats_with_parity(trained, tmp_path, name):
     run = trained(name)
     source = load_source(run)

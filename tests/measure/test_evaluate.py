@@ -49,7 +49,7 @@ def test_a_foreign_onnx_file_needs_the_missing_facts(full_run, tmp_path):
     flags = ["--labels", ",".join(spec.labels), "--mean", str(spec.mean[0]), "--std", str(spec.std[0]),
              "--input-shape", "1,32,32", "--data", "digits", "--split", "test", "--json", tmp_path / "f.json"]
     invoke("eval", foreign, *flags, check=True)
-    own = run_cli("eval", full_run / "model.onnx", "--json", tmp_path / "o.json", check=True)
+    own = invoke("eval", full_run / "model.onnx", "--json", tmp_path / "o.json", check=True)
     assert own.returncode == 0
     assert json.loads((tmp_path / "f.json").read_text())["metrics"]["accuracy"] == \
         json.loads((tmp_path / "o.json").read_text())["metrics"]["accuracy"]

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import assert_user_error, invoke, quick_bench_options, run_cli
+from conftest import assert_user_error, invoke, quick_bench_options, run_cli, zoo_names
 from onnx import numpy_helper
 from PIL import Image
 
@@ -22,7 +22,6 @@ from edgecv.core.onnxfile import SPEC_KEY, load_onnx, quantization_of, read_spec
 from edgecv.core.preprocess import to_model_input
 from edgecv.data import load_dataset
 from edgecv.measure.bench import bench
-from edgecv.models import MODELS
 from edgecv.quantize import METHODS, QuantizeError, QuantizeOptions, output_path, quantize
 from edgecv.quantize.methods import default_flavour
 from edgecv.runtimes import EVAL_BATCH, RuntimeOptions, load_model
@@ -83,7 +82,7 @@ def op_types(path: Path) -> set[str]:
     return {node.op_type for node in onnx.load(str(path)).graph.node}
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", zoo_names())
 def test_every_zoo_model_quantises_with_every_method_and_runs_in_onnx_runtime(exported, digit_pngs, tmp_path, name):
     model = copy_run(exported(name), tmp_path)
     report = quantize(model, QuantizeOptions(data=digit_pngs, speed_batch=8))
@@ -122,7 +121,8 @@ def test_every_zoo_model_quantises_with_every_method_and_runs_in_onnx_runtime(ex
     assert sorted(recorded) == ["model.fp16.onnx", "model.int8-dynamic.onnx", "model.int8.onnx"]
 
 
-@pytest.mark.parametrize("name", ["lenet5", "cnn-bn"])
+# cnn-bn trained with its defaults (15 epochs) is make test-all's
+@pytest.mark.parametrize("name", ["lenet5", pytest.param("cnn-bn", marks=pytest.mark.slow)])
 def test_int8_static_loses_at_most_half_a_point_on_digits(exported, tmp_path, name):
     model = copy_run(exported(name, epochs=None), tmp_path)  # trained with the model's defaults
     report = quantize(model, QuantizeOptions(methods=("int8-static",)))

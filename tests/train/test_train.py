@@ -152,8 +152,8 @@ def test_early_stopping_on_validation_loss(tmp_path):
 
 
 def test_lr_sweep_trains_one_sub_run_per_value(tmp_path):
-    proc = run_cli("train", "--model", "mlp", "--epochs", "1", "--lr", "0.01,0.001", "--out", tmp_path / "sw",
-                   check=True)
+    proc = invoke("train", "--model", "mlp", "--epochs", "1", "--lr", "0.01,0.001", "--out", tmp_path / "sw",
+                  check=True)
     summary = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert sorted(r["lr"] for r in summary["runs"]) == [0.001, 0.01]
     assert (tmp_path / "sw" / "lr-0.01" / "metrics.json").is_file()
