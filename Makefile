@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/int8_limit.py
 	$(BIN)/python benchmarks/fp32_floor.py
+	$(BIN)/python benchmarks/real_size.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -24,7 +24,7 @@ from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.facts import Stated
 from edgecv.core.preprocess import to_model_input
 from edgecv.measure.layers import LayerNamer
-from edgecv.runtimes import Loaded, RuntimeOptions, load_model
+from edgecv.runtimes import RuntimeOptions, load_model
 
 # what converts between precisions: ONNX's and ONNX Runtime's ops, OpenVINO's FakeQuantize and Convert
 PRECISION_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "FakeQuantize",
@@ -95,43 +95,33 @@ def ort_kernels(trace: list[dict[str, Any]], runs: int) -> tuple[list[Kernel], i
     return [(node, op, us) for (node, op), us in summed.items()], runs
 
 
-def _time_onnxruntime(loaded: Loaded, prepared: Any, runs: int, warmup: int) -> tuple[list[Kernel], int]:
-    for _ in range(warmup + runs):
-        loaded.run_prepared(prepared)
-    trace_path = Path(loaded.handle.end_profiling())
-    return ort_kernels(json.loads(trace_path.read_text()), runs)
+class _Timed:
+    """One file loaded with the engine's per-layer timing on, its input ready, and its kernels as they come."""
 
-
-def _time_openvino(loaded: Loaded, prepared: Any, runs: int, warmup: int) -> tuple[list[Kernel], int]:
-    for _ in range(warmup):
-        loaded.run_prepared(prepared)
-    summed: dict[tuple[str, str], float] = defaultdict(float)
-    for _ in range(runs):
-        request = loaded.run_prepared(prepared)
-        for info in request.profiling_info:  # the counters of this one inference
-            if str(info.status).endswith("EXECUTED"):
-                summed[info.node_name, info.node_type] += info.real_time.total_seconds() * 1e6
-    return [(node, op, us) for (node, op), us in summed.items()], runs
-
-
-TIMERS: dict[str, Callable[[Loaded, Any, int, int], tuple[list[Kernel], int]]] = {
-    "onnxruntime": _time_onnxruntime, "openvino": _time_openvino}
-
-
-def profile_file(path: Path, options: RuntimeOptions, batch: int, runs: int, warmup: int,
-                 facts: Stated | None = None) -> FileProfile:
-    """Run ``path`` ``warmup + runs`` times at ``batch`` with the engine's per-layer timing on; the warm-up runs
-    are left out of the figures."""
-    with tempfile.TemporaryDirectory(prefix="edgecv-profile-") as folder:
-        loaded = load_model(path, replace(options, profile_prefix=str(Path(folder) / "trace")), facts)
-        if loaded.format not in ("onnx", "openvino"):
-            raise ModelError(f"edgecv profile times ONNX files' layers; {path.name} is a {loaded.format} file "
+    def __init__(self, path: Path, options: RuntimeOptions, batch: int, facts: Stated | None, trace_prefix: str):
+        self.path, self.runtime = path, options.runtime
+        self.loaded = load_model(path, replace(options, profile_prefix=trace_prefix), facts)
+        if self.loaded.format not in ("onnx", "openvino"):
+            raise ModelError(f"edgecv profile times ONNX files' layers; {path.name} is a {self.loaded.format} file "
                              "(export it first: edgecv export RUN_DIR --format onnx)")
-        c, h, w = loaded.spec.input_shape
-        n = loaded.fixed_batch or batch
-        x = to_model_input(np.random.default_rng(0).integers(0, 256, (n, c, h, w), dtype=np.uint8), loaded.spec)
-        kernels, counted = TIMERS[options.runtime](loaded, loaded.prepare(x), runs, warmup)
-    return _tabulate(path, options.runtime, loaded.precision, n, kernels, counted)
+        c, h, w = self.loaded.spec.input_shape
+        self.batch = self.loaded.fixed_batch or batch
+        raw = np.random.default_rng(0).integers(0, 256, (self.batch, c, h, w), dtype=np.uint8)
+        self.prepared = self.loaded.prepare(to_model_input(raw, self.loaded.spec))
+        self.summed: dict[tuple[str, str], float] = defaultdict(float)  # OpenVINO's counters, over counted runs
+
+    def run(self, counted: bool) -> None:
+        request = self.loaded.run_prepared(self.prepared)
+        if counted and self.runtime == "openvino":
+            for info in request.profiling_info:  # the counters of this one inference
+                if str(info.status).endswith("EXECUTED"):
+                    self.summed[info.node_name, info.node_type] += info.real_time.total_seconds() * 1e6
+
+    def kernels(self, runs: int) -> tuple[list[Kernel], int]:
+        if self.runtime == "openvino":
+            return [(node, op, us) for (node, op), us in self.summed.items()], runs
+        trace = json.loads(Path(self.loaded.handle.end_profiling()).read_text())
+        return ort_kernels(trace, runs)
 
 
 def _tabulate(path: Path, runtime: str, precision: str, batch: int, kernels: list[Kernel],
@@ -170,10 +160,14 @@ def profile(paths: list[Path], options: RuntimeOptions | None = None, *, batch: 
         raise EdgecvError("--batch and --runs must be at least 1, --warmup at least 0")
     options = options or RuntimeOptions()
     progress = progress or (lambda _msg: None)
-    files = []
-    for path in map(Path, paths):
-        progress(f"profiling {path.name} on {options.runtime}: {warmup + runs} runs at batch {batch}")
-        files.append(profile_file(path, options, batch, runs, warmup, facts))
+    with tempfile.TemporaryDirectory(prefix="edgecv-profile-") as folder:
+        timed = [_Timed(Path(p), options, batch, facts, str(Path(folder) / str(i))) for i, p in enumerate(paths)]
+        for i in range(warmup + runs):  # the files take turns, so drift on the host hits them alike
+            progress(f"profiling {len(timed)} file(s) on {options.runtime} at batch {batch}: run {i + 1} of "
+                     f"{warmup + runs}")
+            for t in timed:
+                t.run(counted=i >= warmup)
+        files = [_tabulate(t.path, t.runtime, t.loaded.precision, t.batch, *t.kernels(runs)) for t in timed]
     report = ProfileReport(files=files)
     report.layers = _rows([f.layers for f in files], _op_names(files))
     report.layers.sort(key=lambda r: (-r.excess_us, -(r.us[0] or 0.0)))
