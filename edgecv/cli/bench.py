@@ -32,14 +32,6 @@ from edgecv.report.cells import fmt_bytes, paired_text, with_interval
 from edgecv.rundir import RunDir
 
 
-def _profile_line(variants) -> list[str]:
-    """How to see where an ONNX fp32 file and its int8 twin spend their time, layer by layer."""
-    onnx = {v.precision: v.file for v in variants if v.format == "onnx"}
-    if "fp32" not in onnx or "int8" not in onnx:
-        return []
-    return [f"layer by layer: edgecv profile {onnx['fp32']} {onnx['int8']}"]
-
-
 def print_bench(report) -> None:
     """The variants sorted by p50 latency with 95% intervals, the Pareto front marked, where each number comes
     from, then the recommendation."""
@@ -76,7 +68,8 @@ def print_bench(report) -> None:
                   "cold start = session creation + first batch-1 inference, in that process"]
         if method.get("int8_calibration"):
             lines.append(f"int8 calibration: {method['int8_calibration']}")
-    lines += _profile_line(report.variants)
+    if report.profile_command:
+        lines.append(f"layer by layer: {report.profile_command}")
     for line in lines:
         out.print(escape(line), soft_wrap=True)
     if report.recommendation:

@@ -35,7 +35,7 @@ from edgecv.measure.evaluate import load_split, score, spec_notes
 from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
-from edgecv.measure.verdicts import fp16_note, pareto_front, recommend, slower_notes
+from edgecv.measure.verdicts import fp16_note, pareto_front, profile_command, recommend, slower_notes
 from edgecv.modeldata import data_source
 from edgecv.rundir import INT8_STATIC, RunDir
 from edgecv.runtimes import ONNX_RUNTIMES, Loaded, RuntimeOptions, available, load_model, runtime_for
@@ -214,6 +214,7 @@ def _decide(report: BenchReport, scored: _Scored, options: RuntimeOptions, opts:
     _pareto(rows, opts.min_speedup)
     recommend(report, ref, opts.max_accuracy_drop, opts.min_speedup)
     report.notes += slower_notes(rows, ref, opts.min_speedup)
+    report.profile_command = profile_command({r.precision: r.file for r in rows if r.format == "onnx"})
     if note := fp16_note(rows):
         report.notes.append(note)
     rows.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))

@@ -11,6 +11,7 @@ includes the CUDA context). One JSON object goes to stdout.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import subprocess
@@ -87,15 +88,23 @@ def _import_runtime(kind: str, engine: str) -> None:
         import onnxruntime  # noqa: F401
 
         if engine == "openvino":
-            import openvino  # noqa: F401
+            _import_if_installed("openvino")
     elif kind == "executorch":
-        import executorch.runtime  # noqa: F401
+        _import_if_installed("executorch.runtime")
     else:
         import torch  # noqa: F401
 
         import edgecv.models  # noqa: F401
         import edgecv.runtimes.torch_rt  # noqa: F401
         import edgecv.train.checkpoint  # noqa: F401
+
+
+def _import_if_installed(module: str) -> None:
+    """Import ``module`` when it is there; when it is not, loading the model says so in its own one line."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        pass
 
 
 def probe(request: dict[str, Any]) -> dict[str, Any]:

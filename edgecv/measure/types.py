@@ -76,6 +76,7 @@ class BenchReport:
     recommendation: str = ""
     notes: list[str] = field(default_factory=list)
     method: dict[str, Any] = field(default_factory=dict)
+    profile_command: str | None = None  # edgecv profile on the ONNX fp32 and int8 files, when both were measured
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -105,6 +105,14 @@ def _profile_hint(ref: VariantResult, row: VariantResult, batch: str) -> str:
     return f" (edgecv profile {Path(ref.file).name} {Path(row.file).name} --batch {batch} shows the layers it loses on)"
 
 
+def profile_command(onnx_files: dict[str, str]) -> str | None:
+    """The ``edgecv profile`` command that lines up a run's ONNX fp32 and int8 files layer by layer (``onnx_files``:
+    precision -> file), when it has both."""
+    if "fp32" not in onnx_files or "int8" not in onnx_files:
+        return None
+    return f"edgecv profile {onnx_files['fp32']} {onnx_files['int8']}"
+
+
 def fp16_note(rows: list[VariantResult]) -> str | None:
     """Why fp16 is never a speed recommendation here, when the rows hold an fp16 variant on such a CPU."""
     if any(not fp16_pays(r) for r in rows):

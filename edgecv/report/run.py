@@ -201,6 +201,9 @@ def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
         Figure("size_latency", figures.png(figures.size_latency(variants)), "File size against p50 latency."),
     ]
     blocks += [f"Note: {n}" for n in bench.get("notes", [])]
+    if bench.get("profile_command"):
+        blocks.append(f"Where int8 gains or loses against fp32, layer by layer: {bench['profile_command']} "
+                      "(docs/measure.md).")
     return Section("variants", "Variants", blocks)
 
 

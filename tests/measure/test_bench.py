@@ -35,6 +35,8 @@ def test_bench_measures_every_variant_and_writes_the_documented_schema(full_run,
     assert any(v["pareto"] for v in variants)
     assert report["schema"] == 2 and report["method"]["split"] == "test"
     assert "recommended:" in proc.stdout and "Pareto" in proc.stdout
+    assert report["profile_command"] == f"edgecv profile {full_run / 'model.onnx'} {full_run / 'model.int8.onnx'}"
+    assert f"layer by layer: {report['profile_command']}" in " ".join(proc.stdout.split())
     from edgecv.core.cpu import host_cpu
 
     if not host_cpu().native_fp16:  # fp16 is no speed recommendation on such a CPU, and bench says why

@@ -5,7 +5,7 @@ import json
 
 import onnx
 import pytest
-from conftest import assert_user_error, invoke
+from conftest import assert_user_error, invoke, run_cli
 
 from edgecv.measure.layers import LayerNamer
 from edgecv.measure.profile import LAYOUT, PRECISION, profile
@@ -17,23 +17,36 @@ def _products(path):
     return {n.name for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")}
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_fp32_and_int8_line_up_layer_by_layer(full_run, runtime):
-    fp32, int8 = full_run / "model.onnx", full_run / "model.int8.onnx"
-    report = profile([fp32, int8], RuntimeOptions(runtime=runtime), batch=4, runs=5, warmup=2)
-    assert [f.precision for f in report.files] == ["fp32", "int8"]
-    assert all(f.batch == 4 and f.runs == 5 and f.total_us > 0 for f in report.files)
-    rows = {r.layer: r for r in report.layers}
+def _check_lined_up(report: dict, fp32) -> None:
+    assert [f["precision"] for f in report["files"]] == ["fp32", "int8"]
+    assert all(f["batch"] == 4 and f["runs"] == 5 and f["total_us"] > 0 for f in report["files"])
+    rows = {r["layer"]: r for r in report["layers"]}
     for layer in _products(fp32):  # each conv/gemm has its time in both files, under its fp32 name
-        assert rows[layer].us[0] > 0 and rows[layer].us[1] > 0, layer
-        assert rows[layer].ratio[1] == pytest.approx(rows[layer].us[1] / rows[layer].us[0])
-    excess = [r.excess_us for r in report.layers]
+        assert rows[layer]["us"][0] > 0 and rows[layer]["us"][1] > 0, layer
+        assert rows[layer]["ratio"][1] == pytest.approx(rows[layer]["us"][1] / rows[layer]["us"][0])
+    excess = [r["excess_us"] for r in report["layers"]]
     assert excess == sorted(excess, reverse=True)  # what int8 loses most on first
-    overhead = {r.layer: r.us for r in report.overhead}
+    overhead = {r["layer"]: r["us"] for r in report["overhead"]}
     assert overhead[PRECISION][0] == 0 and overhead[PRECISION][1] > 0  # int8 pays for quantising, fp32 not
-    for f in report.files:  # every kernel is counted once: in a layer, or on an overhead line
-        assert sum(f.layers.values()) + sum(f.overhead.values()) == pytest.approx(f.total_us)
-        assert sum(f.op_types.values()) == pytest.approx(f.total_us)
+    for f in report["files"]:  # every kernel is counted once: in a layer, or on an overhead line
+        assert sum(f["layers"].values()) + sum(f["overhead"].values()) == pytest.approx(f["total_us"])
+        assert sum(f["op_types"].values()) == pytest.approx(f["total_us"])
+
+
+def test_fp32_and_int8_line_up_layer_by_layer_on_onnx_runtime(full_run):
+    fp32, int8 = full_run / "model.onnx", full_run / "model.int8.onnx"
+    report = profile([fp32, int8], RuntimeOptions(), batch=4, runs=5, warmup=2)
+    _check_lined_up(report.to_dict(), fp32)
+
+
+def test_fp32_and_int8_line_up_layer_by_layer_on_openvino(full_run, tmp_path):
+    fp32, int8 = full_run / "model.onnx", full_run / "model.int8.onnx"
+    # a process of its own: OpenVINO run in the suite's process ends in a segfault later on (see test_openvino)
+    run_cli("profile", fp32, int8, "--runtime", "openvino", "--batch", "4", "--runs", "5", "--warmup", "2",
+            "--json", tmp_path / "ov.json", check=True)
+    report = json.loads((tmp_path / "ov.json").read_text())
+    assert {f["runtime"] for f in report["files"]} == {"openvino"}
+    _check_lined_up(report, fp32)
 
 
 def test_engine_names_go_back_to_the_graphs_layers(full_run):

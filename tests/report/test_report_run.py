@@ -100,6 +100,7 @@ def test_every_report_section_holds_this_runs_data(piped):
     assert f"T = {temperature:.3f}" in s["calibration"]["text"] and "validation split" in s["calibration"]["text"]
     assert "interleaved rounds" in s["variants"]["text"] and "Wilson" in s["variants"]["text"]
     assert "calibration: 512 images of the digits train split" in s["variants"]["text"]
+    assert bench["profile_command"] and bench["profile_command"] in s["variants"]["text"]  # layer by layer, fp32/int8
     assert len(s["samples"]["images"]) == 2 and "wrong answers" in s["samples"]["text"]
     assert "features" in s["explanations"]["text"] or "conv" in s["explanations"]["text"]
     assert len(s["explanations"]["images"]) >= 2
