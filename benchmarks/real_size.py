@@ -45,6 +45,7 @@ from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.timing import measure
 from edgecv.quantize import QuantizeOptions, quantize
 from edgecv.runtimes import Loaded, RuntimeOptions, load_model
+from edgecv.runtimes.torch_rt import wrap_module
 
 MODELS = "resnet18,mobilenet_v3_large,efficientnet_b0"
 BATCH = 8
@@ -77,22 +78,15 @@ def variants(run: Path, options: RuntimeOptions) -> dict[str, Loaded]:
     """Every engine and precision on the run's files, torch eager at its fastest layout first."""
     ov = replace(options, runtime="openvino")
     eager = load_model(run / "checkpoints" / "best.pt", options)
-    last = replace(eager, handle=copy.deepcopy(eager.handle).to(memory_format=torch.channels_last),
-                   prepare=lambda x, p=eager.prepare: p(x).contiguous(memory_format=torch.channels_last))
-    last.run_prepared = _runner(last.handle)
+    last = wrap_module(copy.deepcopy(eager.handle).to(memory_format=torch.channels_last), "torch", eager.file,
+                       eager.spec, "cpu")
+    last.prepare = lambda x, p=last.prepare: p(x).contiguous(memory_format=torch.channels_last)
     files = {"ORT fp32": ("model.onnx", options), "ORT int8": ("model.int8.onnx", options),
              "ORT fp16": ("model.fp16.onnx", options), "OpenVINO fp32": ("model.onnx", ov),
              "OpenVINO int8": ("model.int8.onnx", ov), "ExecuTorch fp32": ("model.pte", options),
              "ExecuTorch int8": ("model.int8.pte", options)}
     return {"torch eager": eager, "torch eager channels_last": last,
             **{key: load_model(run / file, opts) for key, (file, opts) in files.items()}}
-
-
-def _runner(module):
-    def run(t):
-        with torch.inference_mode():
-            return module(t)
-    return run
 
 
 def isolated(loaded: Loaded, options: RuntimeOptions) -> str:

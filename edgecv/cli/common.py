@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgecv.core.errors import EdgecvError
-from edgecv.core.fsutil import write_json
+from edgecv.core.fsutil import write_bytes, write_json
 
 if TYPE_CHECKING:
     from edgecv.runtimes import RuntimeOptions
@@ -186,6 +186,15 @@ def runtime_options(provider: str, threads: int | None, allow_fallback: bool, gr
                           graph_optimization=graph_opt, cudnn_algo_search=cudnn, trt_fp16=trt_fp16,
                           trt_cache=str(trt_cache) if trt_cache else None, trust_torchscript=trust,
                           trust_code=trust_code)
+
+
+def save_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; an unwritable path is a one-line error."""
+    try:
+        write_bytes(path, data)
+    except OSError as exc:
+        raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def write_report(path: Path, data: dict) -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from edgecv.cli.common import DATA_ROOT, TRUST_CODE, out, run_guarded
+from edgecv.cli.common import DATA_ROOT, TRUST_CODE, out, run_guarded, save_bytes
 from edgecv.core.errors import EdgecvError
-from edgecv.core.fsutil import write_bytes
 from edgecv.rundir import RunDir
 
 
@@ -52,11 +51,11 @@ def explain_cmd(
         for i in range(len(pixels)):
             one = explain.Explained(pixels[i:i + 1], cams.cams[i:i + 1], cams.predicted[i:i + 1],
                                     cams.confidence[i:i + 1], cams.layer)
-            written.append(_save(folder / f"gradcam_{i:02d}.png",
+            written.append(save_bytes(folder / f"gradcam_{i:02d}.png",
                                  png(explain.overlay_figure(one, spec.labels, None if truth is None else truth[i:i + 1],
                                                             title=f"Grad-CAM at {cams.layer}"))))
         for name, maps in explain.activations(model, spec, pixels[:1]).items():
-            written.append(_save(folder / f"activations_{name.replace('.', '_')}.png",
+            written.append(save_bytes(folder / f"activations_{name.replace('.', '_')}.png",
                                  png(explain.activation_figure(name, maps, pixels[0]))))
         out.print(f"[green]wrote[/] {len(written)} PNG files to {escape(str(folder))}: Grad-CAM at {cams.layer} "
                   f"for {len(pixels)} images, activations of {len(written) - len(pixels)} layers", soft_wrap=True)
@@ -75,9 +74,3 @@ def _test_images(ckpt: Path, spec, count: int, data_root: str | None):
     return test.take(pick), test.y[pick]
 
 
-def _save(path: Path, data: bytes) -> Path:
-    try:
-        write_bytes(path, data)
-    except OSError as exc:
-        raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path

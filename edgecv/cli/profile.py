@@ -17,11 +17,11 @@ from edgecv.cli.common import (
     out,
     run_guarded,
     runtime_options,
+    save_bytes,
     write_report,
 )
 from edgecv.cli.specflags import SpecFlags, spec_flags
 from edgecv.core.errors import EdgecvError
-from edgecv.core.fsutil import write_bytes
 
 SHOWN_LAYERS = 15  # layers listed by default, those the later files lose most on first
 
@@ -125,8 +125,5 @@ def _draw(path: Path, report, shown: int) -> None:
     names = [Path(f.file).name for f in report.files]
     fig = figures.layer_times(names, [r.layer for r in rows], [r.us for r in rows],
                               f"Kernel time per layer at batch {report.files[0].batch}")
-    try:
-        write_bytes(path, figures.png(fig))
-    except OSError as exc:
-        raise EdgecvError(f"cannot write {path}: {exc.strerror or exc}") from None
+    save_bytes(path, figures.png(fig))
     out.print(f"[green]wrote[/] {escape(str(path))}", soft_wrap=True)

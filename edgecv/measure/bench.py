@@ -214,7 +214,9 @@ def _decide(report: BenchReport, scored: _Scored, options: RuntimeOptions, opts:
     _pareto(rows, opts.min_speedup)
     recommend(report, ref, opts.max_accuracy_drop, opts.min_speedup)
     report.notes += slower_notes(rows, ref, opts.min_speedup)
-    report.profile_command = profile_command({r.precision: r.file for r in rows if r.format == "onnx"})
+    onnx = {r.precision: r.file for r in rows if r.format == "onnx"}
+    if "fp32" in onnx and "int8" in onnx:
+        report.profile_command = profile_command(onnx["fp32"], onnx["int8"])
     if note := fp16_note(rows):
         report.notes.append(note)
     rows.sort(key=lambda r: r.latency_ms.get("p50", float("inf")))

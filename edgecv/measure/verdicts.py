@@ -98,19 +98,16 @@ def slower_notes(rows: list[VariantResult], ref: VariantResult | None, min_speed
     return notes
 
 
+def profile_command(reference: str, other: str, batch: str | int | None = None) -> str:
+    """The ``edgecv profile`` command that lines up two ONNX files layer by layer."""
+    return f"edgecv profile {reference} {other}" + (f" --batch {batch}" if batch else "")
+
+
 def _profile_hint(ref: VariantResult, row: VariantResult, batch: str) -> str:
     """Where to see which layers a slower ONNX file loses on, when both are ONNX files."""
     if not (ref.file.endswith(".onnx") and row.file.endswith(".onnx")):
         return ""
-    return f" (edgecv profile {Path(ref.file).name} {Path(row.file).name} --batch {batch} shows the layers it loses on)"
-
-
-def profile_command(onnx_files: dict[str, str]) -> str | None:
-    """The ``edgecv profile`` command that lines up a run's ONNX fp32 and int8 files layer by layer (``onnx_files``:
-    precision -> file), when it has both."""
-    if "fp32" not in onnx_files or "int8" not in onnx_files:
-        return None
-    return f"edgecv profile {onnx_files['fp32']} {onnx_files['int8']}"
+    return f" ({profile_command(Path(ref.file).name, Path(row.file).name, batch)} shows the layers it loses on)"
 
 
 def fp16_note(rows: list[VariantResult]) -> str | None:

@@ -13,6 +13,7 @@ import numpy as np
 from edgecv.core import stats
 from edgecv.measure.timing import measure
 from edgecv.measure.types import BenchOptions
+from edgecv.measure.verdicts import profile_command
 
 
 def check_speed(load: Callable[[Path], Any], input_shape: Sequence[int], batch: int, source: Path,
@@ -34,5 +35,5 @@ def check_speed(load: Callable[[Path], Any], input_shape: Sequence[int], batch: 
                    "faster_beyond_noise": stats.below(fp32["throughput_ci"][key], t["throughput_ci"][key])}
         if slower:
             r.notes.append(f"runs {ratio:.2f}x as fast as fp32 at batch {batch} on this CPU, slower beyond noise: "
-                           f"{r.method} does not pay for this model here; keep fp32 for speed (edgecv profile "
-                           f"{source.name} {Path(r.file).name} --batch {batch} shows the layers it loses on)")
+                           f"{r.method} does not pay for this model here; keep fp32 for speed "
+                           f"({profile_command(source.name, Path(r.file).name, batch)} shows the layers it loses on)")
