@@ -7,6 +7,7 @@ where a file lives, so a new variant kind is one entry in :data:`VARIANTS`. Torc
       checkpoints/last.pt  checkpoints/best.pt        (written atomically)
       model.pt  model.onnx  model.int8.onnx  model.int8-dynamic.onnx  model.fp16.onnx  model.pte  model.int8.pte
       model.uint8-input.onnx  model.uint8-input.pt   (export --uint8-input)
+      model.int8-openvino.onnx   (quantize --tune-for openvino: not a VARIANT, as ONNX Runtime runs it slower)
       export.json  quantize.json  eval/<variant>.json  bench.json  report.html  report.md  plots/*.png
 """
 

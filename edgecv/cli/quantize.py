@@ -60,6 +60,8 @@ def print_report(report) -> None:
             s = r.settings
             flavour = "".join("U8" if s[k] == "uint8" else "S8" for k in ("activation_type", "weight_type"))
             why = f" ({s['chosen_for']})" if "chosen_for" in s else ""
+            if s.get("tuned_for", "onnxruntime") != "onnxruntime":
+                why += f", tuned for {s['tuned_for']} and timed on it"
             out.print(f"int8-static: {flavour}{', reduce_range' if s['reduce_range'] else ''}, "
                       f"{'per-channel' if s['per_channel'] else 'per-tensor'} weights, {s['calib_method']} "
                       f"calibration on {s['calib_size']} {_calib_images(report)}{escape(why)}", soft_wrap=True)
@@ -108,6 +110,11 @@ def quantize_cmd(
     speed_batch: int = typer.Option(64, "--speed-batch",
                                     help="Batch size at which each file is timed against fp32 on this CPU; 1 checks "
                                          "single-image latency. A fixed-batch model is timed at its own."),
+    tune_for: str = typer.Option("onnxruntime", "--tune-for",
+                                 help="onnxruntime | openvino: the engine the int8-static file is shaped and timed "
+                                      "for. openvino writes MODEL.int8-openvino.onnx (convolution outputs and "
+                                      "SiLU/hard-swish left in float for OpenVINO's fused kernels); ONNX Runtime "
+                                      "runs that file slower than its own."),
     out_dir: Path = typer.Option(None, "--out", "-o", help="Output folder [default: next to the input]."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     *,
@@ -121,6 +128,10 @@ def quantize_cmd(
 
     Example: edgecv quantize runs/lenet5-digits --max-accuracy-drop 0.5
 
+    For OpenVINO: edgecv quantize runs/mobilenet --tune-for openvino writes model.int8-openvino.onnx, measured
+    and timed on OpenVINO; bench it with edgecv bench runs/mobilenet/model.onnx
+    runs/mobilenet/model.int8-openvino.onnx --runtimes openvino.
+
     A file from elsewhere: edgecv quantize model.onnx --data folder:photos --labels @classes.txt --resize 256
     --crop 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 calibrates on a seeded draw of --calib-size of
     the folder's images, measures on the rest, and writes the spec into each file, so later commands need no
@@ -131,11 +142,12 @@ def quantize_cmd(
         from edgecv.quantize import QuantizeError, QuantizeOptions, quantize
 
         options = QuantizeOptions(
-            methods=parse_methods(method), data=data, data_root=str(data_root) if data_root else None,
+            methods=("int8-static",) if tune_for != "onnxruntime" and method == "all" else parse_methods(method),
+            data=data, data_root=str(data_root) if data_root else None,
             calib_size=calib_size, calib_method=calib_method, per_channel=per_channel,
             activation_type=activation_type, weight_type=weight_type, reduce_range=reduce_range,
             max_accuracy_drop=max_drop, max_float_nodes=max_float_nodes, speed_batch=speed_batch, out_dir=out_dir,
-            facts=flags.stated(), label_map=flags.folder_names(),
+            facts=flags.stated(), label_map=flags.folder_names(), tune_for=tune_for,
         )
         options.validate()
         path = resolve_model(model)

@@ -23,7 +23,7 @@ from edgecv.modeldata import check_square, data_source, keeps_going, load_bundle
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, fit_budget
 from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data, whole_quant_data
-from edgecv.quantize.graph import model_io, name_nodes, stamp
+from edgecv.quantize.graph import model_io, prepared_graph, stamp
 from edgecv.quantize.speed import check_speed
 from edgecv.quantize.types import (
     DYNAMIC_NOTE,
@@ -34,18 +34,22 @@ from edgecv.quantize.types import (
     QuantizeReport,
 )
 from edgecv.rundir import RunDir
-from edgecv.runtimes import load_model
+from edgecv.runtimes import RuntimeOptions, load_model
 
 MIN_QUANT_OPSET = 13
 FP16_NOTE = ("this CPU has no native fp16 arithmetic: ONNX Runtime's CPU provider computes the fp16 file in "
              "float32 between casts, so it runs no faster than fp32 here; the file is meant for GPUs (CUDA, TensorRT)")
 
 
-def output_path(model_path: Path, method: str, out_dir: Path | None = None) -> Path:
-    """``model.onnx`` -> ``model.int8.onnx`` / ``model.int8-dynamic.onnx`` / ``model.fp16.onnx``."""
+def output_path(model_path: Path, method: str, out_dir: Path | None = None, tuned_for: str = "onnxruntime") -> Path:
+    """``model.onnx`` -> ``model.int8.onnx`` / ``model.int8-dynamic.onnx`` / ``model.fp16.onnx``; an int8-static
+    file tuned for OpenVINO is ``model.int8-openvino.onnx``."""
     name = model_path.name
     stem = name[:-len(".onnx")] if name.endswith(".onnx") else model_path.stem
-    return (out_dir or model_path.parent) / f"{stem}{m.SUFFIX[method]}"
+    suffix = m.SUFFIX[method]
+    if tuned_for != "onnxruntime":
+        suffix = suffix.replace(".onnx", f"-{tuned_for}.onnx")
+    return (out_dir or model_path.parent) / f"{stem}{suffix}"
 
 
 def _quant_data(path: Path, spec: ModelSpec, options: QuantizeOptions) -> QuantData:
@@ -89,8 +93,8 @@ class _Job:
         self.test_acc = accuracy(self.ref_test, self.data.test_y)
 
     def load(self, path: Path):
-        """A model file on ONNX Runtime's CPU provider, with this job's spec."""
-        return load_model(path, spec=self.spec)
+        """A model file on the engine the int8 files are tuned for (CPU), with this job's spec."""
+        return load_model(path, RuntimeOptions(runtime=self.options.tune_for), spec=self.spec)
 
     def measure(self, path: Path) -> np.ndarray:
         return self.load(path).logits(self.data.val_x)
@@ -159,9 +163,9 @@ def quantize(model_path: Path | str, options: QuantizeOptions | None = None,
         if any(x.startswith("int8") for x in options.methods):
             progress("preparing the graph (quant_pre_process)")
             _guarded("onnxruntime's quant_pre_process", lambda: _prepare(source, prepared))
-            prepared_model = name_nodes(prepared)
+            prepared_model = prepared_graph(prepared, options.tune_for)
         for method in options.methods:
-            target = output_path(path, method, out_dir)
+            target = output_path(path, method, out_dir, options.tune_for)
             try:
                 result = _run_method(job, method, target, source if method == "fp16" else prepared,
                                      prepared_model, flavour, work)
@@ -229,6 +233,7 @@ def _settings(job: _Job, method: str, flavour: m.Int8Flavour) -> m.Int8Settings:
         reduce_range=flavour.reduce_range if o.reduce_range is None else o.reduce_range,
         per_channel=o.per_channel, calib_method=o.calib_method, calib_size=len(job.data.calib),
         format="QDQ" if method == "int8-static" else "dynamic (ConvInteger/MatMulInteger)",
+        tuned_for=o.tune_for if method == "int8-static" else "onnxruntime",
     )
 
 

@@ -20,6 +20,9 @@ CALIB_METHODS = m.CALIB_METHODS
 QTYPES = m.QTYPES
 
 
+TUNED_FOR = m.TUNED_FOR
+
+
 DYNAMIC_NOTE = ("ONNX Runtime has no fast dynamic ConvInteger kernel, so conv nets usually run slower as "
                 "int8-dynamic than as fp32; it suits Linear/MatMul-heavy models")
 
@@ -55,6 +58,7 @@ class QuantizeOptions:
     speed_batch: int = 64  # the batch size the speed check times (a fixed-batch model: its own)
     facts: Stated | None = None  # facts stated over the file's spec (--labels, --resize, …; edgecv.core.facts)
     label_map: dict[str, str] | None = None  # data folder name -> model label
+    tune_for: str = "onnxruntime"  # the engine the int8 files are shaped for (methods.TUNED_FOR)
 
     def validate(self) -> None:
         bad = [x for x in self.methods if x not in METHODS]
@@ -71,6 +75,10 @@ class QuantizeOptions:
             raise EdgecvError(f"--max-accuracy-drop takes percentage points >= 0, got {self.max_accuracy_drop}")
         if self.speed_batch < 1:
             raise EdgecvError(f"--speed-batch must be at least 1, got {self.speed_batch}")
+        if self.tune_for not in TUNED_FOR:
+            raise EdgecvError(f"--tune-for must be one of {', '.join(TUNED_FOR)}, got {self.tune_for!r}")
+        if self.tune_for != "onnxruntime" and self.methods != ("int8-static",):
+            raise EdgecvError(f"--tune-for {self.tune_for} shapes int8-static files only: pass --method int8-static")
         if self.max_float_nodes is not None and self.max_float_nodes < 0:
             raise EdgecvError(f"--max-float-nodes must be >= 0, got {self.max_float_nodes}")
 

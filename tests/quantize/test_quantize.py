@@ -286,6 +286,8 @@ def test_bad_input_is_one_line_with_exit_2_and_no_output(exported, tmp_path):
         ((good, "--max-accuracy-drop", "-1"), "--max-accuracy-drop takes percentage points"),
         ((good, "--speed-batch", "0"), "--speed-batch must be at least 1"),
         ((good, "--data", "nope"), "nope"),
+        ((good, "--tune-for", "tensorrt"), "--tune-for must be one of onnxruntime, openvino"),
+        ((good, "--tune-for", "openvino", "--method", "fp16"), "shapes int8-static files only"),
     ]
     before = sorted(p.name for p in good.parent.iterdir())
     for args, fragment in cases:
