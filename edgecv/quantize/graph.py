@@ -5,6 +5,7 @@ source's metadata and its own settings."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -62,26 +63,22 @@ def fuse_hard_swish(graph: Any) -> int:
     torchvision mobilenet_v3_large at 224 (random weights, int8-static U8S8 per-channel, batch 1 p50 / batch 8
     img/s against OpenVINO's fp32 in one interleaved run, 2-core Intel Xeon with AVX-512 VNNI): 0.63x / 0.76x ->
     0.99x / 1.25x. ONNX Runtime runs HardSwish as a float HardSigmoid and Mul (kernel time at batch 8 105 ->
-    113 ms), so its files keep the pair, which it turns into a QLinearMul. Its int8 file stays slower than fp32
-    either way: its int8 depthwise convolutions run 3-6x slower than fp32's NCHWc ones, and leaving them in float
-    costs more (a layout change around each: 0.36x / 0.31x fp32's speed)."""
+    113 ms), so its files keep the pair, which it turns into a QLinearMul. Its int8 file stays at or below fp32's
+    batch-1 speed either way (0.92x / 1.07x in benchmarks/real_size.py on that host): its int8 depthwise
+    convolutions run 3-6x slower than fp32's NCHWc ones, and leaving them in float costs more (a layout change
+    around each: 0.36x / 0.31x fp32's speed)."""
+    import onnx
+
     nodes = list(graph.node)
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
     uses: dict[str, int] = {}
     for node in nodes:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
     replaced: dict[int, Any] = {}  # node index -> its replacement, None to drop it
-    for i, node in enumerate(nodes):
-        if node.op_type != "Mul" or len(node.input) != 2:
-            continue
-        a, b = node.input
-        for x, gate in ((a, b), (b, a)):
-            j = producer.get(gate)
-            if j is not None and j not in replaced and _is_hard_swish_gate(nodes[j], x) and uses.get(gate) == 1:
-                replaced[j] = None
-                replaced[i] = onnx_node("HardSwish", [x], list(node.output), node.name)
-                break
+    for mul, gate, x in _gated_muls(nodes, "HardSigmoid"):
+        if gate not in replaced and _hard_swish_constants(nodes[gate]) and uses.get(nodes[gate].output[0]) == 1:
+            replaced[gate] = None
+            replaced[mul] = onnx.helper.make_node("HardSwish", [x], list(nodes[mul].output), name=nodes[mul].name)
     if replaced:
         kept = [_copy(replaced.get(i, node)) for i, node in enumerate(nodes) if replaced.get(i, node) is not None]
         del graph.node[:]
@@ -91,24 +88,27 @@ def fuse_hard_swish(graph: Any) -> int:
 
 def swish_nodes(graph: Any) -> list[str]:
     """Names of the Sigmoid and Mul nodes of every ``x * Sigmoid(x)`` (SiLU, as torch exports it)."""
-    producer = {out: node for node in graph.node for out in node.output}
-    names = []
-    for node in graph.node:
+    nodes = list(graph.node)
+    return [name for mul, gate, _ in _gated_muls(nodes, "Sigmoid") for name in (nodes[gate].name, nodes[mul].name)]
+
+
+def _gated_muls(nodes: list[Any], gate_op: str) -> Iterator[tuple[int, int, str]]:
+    """``(Mul's index, gate's index, x)`` for each ``Mul(x, gate(x))`` in ``nodes`` whose gate is a ``gate_op``."""
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    for i, node in enumerate(nodes):
         if node.op_type != "Mul" or len(node.input) != 2:
             continue
         a, b = node.input
         for x, gate in ((a, b), (b, a)):
-            sigmoid = producer.get(gate)
-            if sigmoid is not None and sigmoid.op_type == "Sigmoid" and list(sigmoid.input) == [x]:
-                names += [sigmoid.name, node.name]
+            j = producer.get(gate)
+            if j is not None and nodes[j].op_type == gate_op and list(nodes[j].input) == [x]:
+                yield i, j, x
                 break
-    return names
 
 
-def _is_hard_swish_gate(node: Any, x: str) -> bool:
+def _hard_swish_constants(node: Any) -> bool:
     attrs = {a.name: a.f for a in node.attribute}
-    return (node.op_type == "HardSigmoid" and list(node.input) == [x]
-            and abs(attrs.get("alpha", 0.2) - 1 / 6) < 1e-6 and abs(attrs.get("beta", 0.5) - 0.5) < 1e-6)
+    return abs(attrs.get("alpha", 0.2) - 1 / 6) < 1e-6 and abs(attrs.get("beta", 0.5) - 0.5) < 1e-6
 
 
 def _copy(node: Any) -> Any:
@@ -116,12 +116,6 @@ def _copy(node: Any) -> Any:
     copied = type(node)()
     copied.CopyFrom(node)
     return copied
-
-
-def onnx_node(op_type: str, inputs: list[str], outputs: list[str], name: str) -> Any:
-    import onnx
-
-    return onnx.helper.make_node(op_type, inputs, outputs, name=name)
 
 
 def stamp(tmp: Path, source_props: dict[str, str], spec: ModelSpec | None, info: dict[str, Any],

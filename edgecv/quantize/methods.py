@@ -19,7 +19,6 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from edgecv.core.cpu import CpuInfo
 from edgecv.core.errors import EdgecvError
-from edgecv.quantize.graph import swish_nodes
 
 METHODS = ("int8-static", "int8-dynamic", "fp16")
 SUFFIX = {"int8-static": ".int8.onnx", "int8-dynamic": ".int8-dynamic.onnx", "fp16": ".fp16.onnx"}
@@ -150,22 +149,19 @@ def int8_static(prepared: Path, out: Path, settings: Int8Settings, reader: Array
 
     ``tuned_for="openvino"`` shapes the file for OpenVINO, whose convolutions take a float activation and a
     requantisation as fused post-ops: convolution outputs are left unquantised, and the x * Sigmoid(x) (SiLU) gates
-    stay in float, as hard-swish does (graph.fuse_hard_swish). Measured on torchvision models at 224 (random
-    weights, batch 1 p50 / batch 8 img/s against OpenVINO's fp32 in one interleaved run, 2-core Intel Xeon with
-    AVX-512 VNNI): mobilenet_v3_large 0.63x / 0.76x as ONNX Runtime's file -> 1.18x / 1.44x; efficientnet_b0
-    0.70x / 0.68x -> 0.91x / 1.07x; resnet18 4.99x / 6.11x -> 4.67x / 5.51x (plain ReLU nets gain nothing).
-    On ONNX Runtime the same file is slower than its own (mobilenet_v3_large 0.41x fp32's speed): its integer
-    convolutions need a quantised output to fuse, so the two engines get different files."""
+    stay in float (quantize keeps them), as hard-swish does (graph.fuse_hard_swish). Measured on torchvision models
+    at 224 (random weights, batch 1 p50 / batch 8 img/s against OpenVINO's fp32 in one interleaved run, 2-core Intel
+    Xeon with AVX-512 VNNI): mobilenet_v3_large 0.63x / 0.76x as ONNX Runtime's file -> 1.18x / 1.44x;
+    efficientnet_b0 0.70x / 0.68x -> 0.91x / 1.07x; resnet18 4.99x / 6.11x -> 4.67x / 5.51x (plain ReLU nets gain
+    nothing). On ONNX Runtime the same file is slower than its own (mobilenet_v3_large 0.41x fp32's speed): its
+    integer convolutions need a quantised output to fuse, so the two engines get different files."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[settings.calib_method]
     reader.rewind()
     extra: dict[str, Any] = {}
-    if settings.tuned_for == "openvino":
-        import onnx
-
-        exclude = [*exclude, *swish_nodes(onnx.load(str(prepared)).graph)]
+    if settings.tuned_for == "openvino":  # its SiLU gates come in ``exclude`` (run._float_gates)
         extra["extra_options"] = {"OpTypesToExcludeOutputQuantization": ["Conv"]}
     cached: dict[str, Any] = {}
     if "calibration_cache_path" in inspect.signature(quantize_static).parameters:

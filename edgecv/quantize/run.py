@@ -23,7 +23,7 @@ from edgecv.modeldata import check_square, data_source, keeps_going, load_bundle
 from edgecv.quantize import methods as m
 from edgecv.quantize.aware import AwareResult, fit_budget
 from edgecv.quantize.data import FEW_CALIB, QuantData, load_quant_data, whole_quant_data
-from edgecv.quantize.graph import model_io, prepared_graph, stamp
+from edgecv.quantize.graph import model_io, prepared_graph, stamp, swish_nodes
 from edgecv.quantize.speed import check_speed
 from edgecv.quantize.types import (
     DYNAMIC_NOTE,
@@ -278,7 +278,7 @@ def _run_method(job: _Job, method: str, target: Path, source: Path, prepared_mod
     options, progress = job.options, job.progress
     notes: list[str] = []
     quantize_to, settings = _quantizer(job, method, source, flavour, work, notes)
-    kept = _float_softmax(job, method, prepared_model, notes)
+    kept = [*_float_softmax(job, method, prepared_model, notes), *_float_gates(job, method, prepared_model)]
     if kept:
         whole = quantize_to
 
@@ -344,6 +344,13 @@ def _float_softmax(job: _Job, method: str, prepared: Any, notes: list[str]) -> l
     if kept:
         notes.append("kept the output Softmax in float: quantised, it would round small probabilities to 0")
     return kept
+
+
+def _float_gates(job: _Job, method: str, prepared: Any) -> list[str]:
+    """For an int8-static file tuned for OpenVINO, the SiLU gates kept in float (methods.int8_static's docs)."""
+    if job.options.tune_for != "openvino" or method != "int8-static" or prepared is None:
+        return []
+    return swish_nodes(prepared.graph)
 
 
 def _record(out_dir: Path, report: QuantizeReport) -> None:
