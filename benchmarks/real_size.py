@@ -12,11 +12,13 @@ rounds on the same images with edgecv's bench harness:
 - ONNX Runtime fp32 / int8-static / fp16, OpenVINO fp32 / int8 (the same ONNX files), ExecuTorch fp32 / int8.
 
 Printed per model: batch-1 p50 latency with the paired speed ratio against torch eager and its 95% interval,
-batch-8 images/s, file size, and (unless --no-isolate) peak memory and cold start, each variant in a fresh
-process as edgecv bench measures them. Then the goals as ratios: int8 over fp32 on each engine at batch 1 and 8,
-the batch-8 ratio as a fraction of the host's int8 limit (benchmarks/int8_limit.py's u8 x s8 GEMM against
-fp32, measured in this run), the fastest int8 over the fastest fp32 at batch 8, and the fastest variant over
-torch eager at batch 1.
+batch-8 images/s, the app's end-to-end p50 (``edgecv.Predictor`` from a 640x480 JPEG's bytes to the label, on
+the same session, as edgecv bench times it) as a multiple of the model's own p50, file size, and (unless
+--no-isolate) peak memory and cold start, each variant in a fresh process as edgecv bench measures them.
+Then the goals as ratios: int8 over fp32 on each engine at batch 1 and 8, the batch-8 ratio as a fraction of
+the host's int8 limit (benchmarks/int8_limit.py's u8 x s8 GEMM against fp32, measured in this run), the
+fastest int8 over the fastest fp32 at batch 8, the fastest variant over torch eager at batch 1, and ONNX
+Runtime fp32's end-to-end p50 over its model p50.
 
 Usage: python benchmarks/real_size.py [--models resnet18,mobilenet_v3_large,efficientnet_b0] [--seconds 1]
        [--threads N] [--no-isolate]
@@ -42,11 +44,13 @@ from PIL import Image
 from edgecv.core.cpu import host_cpu
 from edgecv.core.stats import speed_ratio
 from edgecv.measure.bench import BenchOptions
+from edgecv.measure.endtoend import sample_photo, time_end_to_end
 from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.timing import measure
 from edgecv.quantize import QuantizeOptions, quantize
 from edgecv.runtimes import Loaded, RuntimeOptions, load_model
 from edgecv.runtimes.torch_rt import wrap_module
+from edgecv.serve.predictor import Predictor
 
 MODELS = "resnet18,mobilenet_v3_large,efficientnet_b0"
 BATCH = 8
@@ -125,12 +129,17 @@ def main() -> None:
             timed = dict(zip(models, measure(list(models.values()), raw,
                                              BenchOptions(batch_sizes=(BATCH,), warmup=3, seconds=args.seconds)),
                              strict=True))
+            apps = time_end_to_end([Predictor.from_loaded(m) for m in models.values()], sample_photo(), 10,
+                                   args.seconds)
+            for key, app in zip(models, apps, strict=True):
+                timed[key]["end_to_end"] = app
             torch_key = min(("torch eager", "torch eager channels_last"), key=lambda k: timed[k]["latency_ms"]["p50"])
             _print_model(name, models, timed, torch_key, options, not args.no_isolate)
             goals.append(_goals(name, timed, torch_key, limit))
         print("| model | ORT int8/fp32 b1 | b8 | OpenVINO int8/fp32 b1 | b8 | ExecuTorch int8/fp32 b1 | b8 | "
-              "best int8 b8 / limit | fastest int8 / fastest fp32 b8 | fastest / torch eager b1 |")
-        print("|---|" + "---:|" * 9)
+              "best int8 b8 / limit | fastest int8 / fastest fp32 b8 | fastest / torch eager b1 | "
+              "ORT fp32 end to end / model b1 |")
+        print("|---|" + "---:|" * 10)
         for row in goals:
             print(row)
 
@@ -138,9 +147,9 @@ def main() -> None:
 def _print_model(name: str, models: dict[str, Loaded], timed: dict, torch_key: str, options: RuntimeOptions,
                  isolate: bool) -> None:
     print(f"### {name} at 224 (torch eager row: {torch_key.removeprefix('torch eager').strip() or 'NCHW'})\n")
-    print("| variant | size | p50 ms b1 | vs torch eager b1 (95% interval) | img/s b8 |"
-          + (" memory | cold start |" if isolate else ""))
-    print("|---|---:|---:|---:|---:|" + ("---:|---:|" if isolate else ""))
+    print("| variant | size | p50 ms b1 | vs torch eager b1 (95% interval) | img/s b8 | end to end p50 ms "
+          "(decode + preprocess + inference + postprocess) |" + (" memory | cold start |" if isolate else ""))
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if isolate else ""))
     base = timed[torch_key]["round_p50_ms"]
     for key, loaded in models.items():
         t = timed[key]
@@ -151,8 +160,11 @@ def _print_model(name: str, models: dict[str, Loaded], timed: dict, torch_key: s
             extra = f" {isolated(loaded, options)} |"
         elif isolate:
             extra = " - | - |"
+        app = t["end_to_end"]
+        split = " + ".join(f"{ms:.2f}" for ms in app["stages_ms"].values())
         print(f"| {key} | {size:.1f} MB | {t['latency_ms']['p50']:.2f} | {ratio.ratio:.2f}x "
-              f"({ratio.low:.2f}-{ratio.high:.2f}) | {t['throughput'][str(BATCH)]:.0f} |{extra}", flush=True)
+              f"({ratio.low:.2f}-{ratio.high:.2f}) | {t['throughput'][str(BATCH)]:.0f} | {app['p50_ms']:.2f} "
+              f"({app['p50_ms'] / t['latency_ms']['p50']:.2f}x: {split}) |{extra}", flush=True)
     print()
 
 
@@ -168,7 +180,7 @@ def _goals(name: str, timed: dict, torch_key: str, limit: float) -> str:
     fp32 = max(v for k, v in b8.items() if k.endswith("fp32") or k.startswith("torch"))
     fastest = min(v for k, v in b1.items())
     return (f"| {name} | " + " | ".join(cells) + f" | {best / limit:.0%} | {int8 / fp32:.2f}x | "
-            f"{b1[torch_key] / fastest:.2f}x |")
+            f"{b1[torch_key] / fastest:.2f}x | {timed['ORT fp32']['end_to_end']['p50_ms'] / b1['ORT fp32']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from edgecv.cli.common import (
 )
 from edgecv.cli.specflags import SpecFlags, spec_flags
 from edgecv.core.errors import EdgecvError
-from edgecv.report.cells import fmt_bytes, paired_text, with_interval
+from edgecv.report.cells import end_to_end_split, fmt_bytes, paired_text, with_interval
 from edgecv.rundir import RunDir
 
 
@@ -40,7 +40,8 @@ def print_bench(report) -> None:
     batch_cols = sorted({int(b) for v in report.variants for b in v.throughput})
     table = Table(title=f"{escape(env['cpu_features'])}, {env['threads']} threads, onnxruntime "
                         f"{env['onnxruntime']}" + (f", torch {env['torch']}" if env.get("torch") else ""))
-    for col in ("variant", "provider", "size", "p50 ms (95% CI)", "p99 ms", *(f"img/s b{b}" for b in batch_cols),
+    for col in ("variant", "provider", "size", "p50 ms (95% CI)", "p99 ms", "e2e p50 ms",
+                *(f"img/s b{b}" for b in batch_cols),
                 "memory", "cold start ms", "accuracy (95% CI)", "vs " + (report.reference or "reference"), "ECE",
                 "agree"):
         table.add_column(col, justify="left" if col in ("variant", "provider") else "right", no_wrap=col == "variant")
@@ -52,6 +53,7 @@ def print_bench(report) -> None:
             escape(f"{v.name} *" if v.pareto else v.name), v.provider, fmt_bytes(v.size_bytes),
             with_interval(lat["p50"], ci.get("p50")) if "p50" in lat else "-",
             f"{lat['p99']:.3f}" if "p99" in lat else "-",
+            f"{v.end_to_end['p50_ms']:.3f}" if v.end_to_end else "-",
             *(f"{v.throughput[str(b)]:,.0f}" if str(b) in v.throughput else "-" for b in batch_cols),
             fmt_bytes(mem["model_bytes"]) if mem.get("model_bytes") else "-",
             f"{cold['load']:.1f} + {cold['first_run']:.1f}" if cold else "-",
@@ -68,6 +70,10 @@ def print_bench(report) -> None:
                   "cold start = session creation + first batch-1 inference, in that process"]
         if method.get("int8_calibration"):
             lines.append(f"int8 calibration: {method['int8_calibration']}")
+        if method.get("end_to_end"):
+            lines.append(f"e2e (end to end): {method['end_to_end']}")
+    lines += [f"e2e split for {v.name}: {end_to_end_split(v.end_to_end)}" for v in report.variants[:1]
+              if v.end_to_end]
     if report.profile_command:
         lines.append(f"layer by layer: {report.profile_command}")
     for line in lines:
@@ -97,6 +103,10 @@ def bench_cmd(
                                            "at or above this."),
     isolate: bool = typer.Option(True, "--isolate/--no-isolate",
                                  help="Measure memory and cold start in a fresh process per variant."),
+    end_to_end: bool = typer.Option(True, "--end-to-end/--no-end-to-end",
+                                    help="Also time each variant as an app runs it: edgecv.Predictor from a "
+                                         "640x480 JPEG's bytes to the label, split into decode, preprocess, "
+                                         "inference and postprocess."),
     threads: int = THREADS,
     max_drop: float = typer.Option(1.0, "--max-accuracy-drop",
                                    help="Recommend the fastest variant within this many points of fp32."),
@@ -134,7 +144,8 @@ def bench_cmd(
         except ValueError:
             raise EdgecvError(f"--batch-sizes takes comma-separated whole numbers, got {batch_sizes!r}") from None
         opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds, rounds=rounds,
-                            max_accuracy_drop=max_drop, min_speedup=min_speedup, isolate=isolate)
+                            max_accuracy_drop=max_drop, min_speedup=min_speedup, isolate=isolate,
+                            end_to_end=end_to_end)
         options = runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust,
                                   trust_code)
         with StatusLine("benchmarking") as status:

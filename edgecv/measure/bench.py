@@ -8,6 +8,8 @@ model, on the same inputs, with the provider that really ran named, and no figur
   The Pareto front and the recommendation use that rule.
 - Memory and cold start: each variant in a fresh process of its own (:mod:`edgecv.measure.memprobe`).
 - Accuracy: a 95% Wilson interval, and against the reference variant McNemar's exact test on the same images.
+- End to end: each variant's :class:`edgecv.Predictor`, on the session timed above, from a photo's JPEG bytes to
+  the label, split into decode, preprocess, inference and postprocess (:mod:`edgecv.measure.endtoend`).
 
 Inputs are prepared (and moved to the device) outside the timed region, warm-up calls are excluded, each call
 is timed with ``time.perf_counter_ns`` and waits for the device. Torch-free for ONNX files.
@@ -31,6 +33,7 @@ from edgecv.core.cpu import host_cpu
 from edgecv.core.errors import EdgecvError, ModelError
 from edgecv.core.facts import Stated
 from edgecv.core.metrics import agreement
+from edgecv.measure.endtoend import describe, sample_photo, time_end_to_end
 from edgecv.measure.evaluate import load_split, score, spec_notes
 from edgecv.measure.memprobe import measure_isolated
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
@@ -40,6 +43,7 @@ from edgecv.modeldata import data_source
 from edgecv.rundir import INT8_STATIC, RunDir
 from edgecv.runtimes import ONNX_RUNTIMES, Loaded, RuntimeOptions, available, load_model, runtime_for
 from edgecv.runtimes.openvino_rt import require_openvino
+from edgecv.serve.predictor import Predictor
 
 __all__ = ["SCHEMA", "BenchOptions", "BenchReport", "VariantResult", "bench", "variants_in"]
 
@@ -123,6 +127,8 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     for s, row in zip(scored.subjects, scored.rows, strict=True):
         for k, v in summarise_timing(s, opts.batch_sizes).items():
             setattr(row, k, v)
+    if opts.end_to_end:
+        _end_to_end(scored, opts, report, progress)
     scored.subjects.clear()  # the sessions go before the verdicts
     _decide(report, scored, options, opts, files)
     return report
@@ -200,6 +206,24 @@ def _probe_memory(scored: _Scored, options: RuntimeOptions, opts: BenchOptions, 
             row.cold_start_ms = {"load": probe["load_ms"], "first_run": probe["first_run_ms"]}
 
 
+def _end_to_end(scored: _Scored, opts: BenchOptions, report: BenchReport, progress) -> None:
+    """Each variant's Predictor on a photo's JPEG bytes, on the session the model was timed on; a variant the
+    Predictor cannot run is a note, not an error."""
+    photo, timed = sample_photo(), []
+    for s, row in zip(scored.subjects, scored.rows, strict=True):
+        try:
+            predictor = Predictor.from_loaded(s.loaded)
+            predictor.predict(photo)
+        except EdgecvError as exc:
+            report.notes.append(f"end to end not measured for {row.name}: {exc}")
+            continue
+        timed.append((row, predictor))
+    found = time_end_to_end([p for _, p in timed], photo, opts.rounds, opts.seconds, opts.warmup, opts.min_calls,
+                            opts.iters, progress) if timed else []
+    for (row, _), e in zip(timed, found, strict=True):
+        row.end_to_end = {**e, "photo": describe(photo)}
+
+
 def _decide(report: BenchReport, scored: _Scored, options: RuntimeOptions, opts: BenchOptions,
             files: list[Path]) -> None:
     """The reference, each row's paired test against it, the front, the recommendation and the notes."""
@@ -239,7 +263,17 @@ def _method(rows: list[VariantResult], opts: BenchOptions, env: dict[str, Any], 
                    else "not measured (--no-isolate)"),
         "rounds": opts.rounds, "seconds": opts.seconds, "warmup": opts.warmup, "min_speedup": opts.min_speedup,
         "images": first.get("num_samples"), "split": first.get("split"), "int8_calibration": int8,
+        "end_to_end": _end_to_end_method(rows, opts),
     }
+
+
+def _end_to_end_method(rows: list[VariantResult], opts: BenchOptions) -> str | None:
+    photo = next((r.end_to_end["photo"] for r in rows if r.end_to_end), None)
+    if photo is None:
+        return None
+    return (f"{photo} through edgecv.Predictor, from its bytes to the label, on the session timed above; "
+            f"{opts.rounds} interleaved rounds, each variant's turn half plain predict calls (the p50 and its 95% "
+            "interval), half timed stage by stage (each stage's median)")
 
 
 def _int8_calibration(files: list[Path]) -> str | None:

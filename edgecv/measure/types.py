@@ -26,6 +26,7 @@ class BenchOptions:
     isolate: bool = True  # memory and cold start in a fresh process per variant
     latency: bool = True  # also time batch 1 for the latency percentiles when it is not in batch_sizes
     min_calls: int = 3  # timed calls per variant and round, however long they take
+    end_to_end: bool = True  # also time each variant's Predictor from a photo's JPEG bytes to the label
 
     def validate(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -63,6 +64,9 @@ class VariantResult:
     memory: dict[str, Any] | None = None  # from the variant's own process (see edgecv.measure.memprobe)
     cold_start_ms: dict[str, float] | None = None  # load (session creation) and first_run (first inference)
     session: str = ""  # one id per bench call: rows of one session were timed in the same rounds
+    # edgecv.Predictor from a photo's JPEG bytes to the label (see edgecv.measure.endtoend): p50_ms, p50_ci_ms,
+    # p99_ms, stages_ms (decode, preprocess, inference, postprocess medians), calls, photo
+    end_to_end: dict[str, Any] | None = None
 
 
 @dataclass

@@ -23,7 +23,7 @@ from edgecv.core.spec import ModelSpec
 from edgecv.explain import activation_figure, activations, grad_cam, load_explainable, overlay_figure
 from edgecv.measure.evaluate import load_split, score
 from edgecv.report import figures
-from edgecv.report.cells import fmt_bytes, paired_text, with_interval
+from edgecv.report.cells import end_to_end_table, fmt_bytes, paired_text, with_interval
 from edgecv.report.page import BuiltReport, Figure, Section, Table, write_pages
 from edgecv.rundir import ONNX_FP32, RunDir
 from edgecv.runtimes import RuntimeOptions, load_model
@@ -195,6 +195,7 @@ def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
         "in bold. A variant counts as faster only when the 95% interval of its speed-up is at or above "
         f"{bench.get('method', {}).get('min_speedup', 1.05):g}x; the Pareto front (*) uses that rule.",
         Table(headers, rows, classes),
+        *_end_to_end_blocks(bench, variants),
         *_method_lines(bench),
         Figure("accuracy_latency", figures.png(figures.accuracy_latency(variants)),
                "Test accuracy against p50 latency; blue points are on the Pareto front."),
@@ -205,6 +206,15 @@ def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
         blocks.append(f"Where int8 gains or loses against fp32, layer by layer: {bench['profile_command']} "
                       "(docs/measure.md).")
     return Section("variants", "Variants", blocks)
+
+
+def _end_to_end_blocks(bench: dict[str, Any], variants: list[dict[str, Any]]) -> list[Any]:
+    """What an app waits for per variant, from a photo's JPEG bytes to the label, beside the model's own p50."""
+    headers, rows = end_to_end_table(variants)
+    if not rows:
+        return []
+    how = (bench.get("method") or {}).get("end_to_end") or "edgecv.Predictor from a photo's bytes to the label"
+    return [f"End to end, as an app runs each variant: {how}.", Table(headers, rows)]
 
 
 def _method_lines(bench: dict[str, Any]) -> list[str]:

@@ -78,8 +78,15 @@ def test_every_report_section_holds_this_runs_data(piped):
     assert summary["parameters"] == f"{params:,}"
     assert bench["recommendation"] in s["summary"]["text"]
     assert len(s["training"]["images"]) == 1
-    variant_rows = s["variants"]["rows"][1:]
+    n = len(bench["variants"])
+    variant_rows, end_to_end = s["variants"]["rows"][1:n + 1], s["variants"]["rows"][n + 1:]
     assert sorted(r[0].rstrip(" *") for r in variant_rows) == sorted(v["name"] for v in bench["variants"])
+    # beside the model's own p50, the app's path from JPEG bytes to the label, stage by stage
+    assert end_to_end[0][:4] == ["variant", "model p50 ms", "end to end p50 ms (95% CI)", "x model"]
+    fastest = bench["variants"][0]
+    assert end_to_end[1][:2] == [fastest["name"], f"{fastest['latency_ms']['p50']:.3f}"]
+    assert end_to_end[1][5] == f"{fastest['end_to_end']['stages_ms']['preprocess']:.3f}"
+    assert "a 640x480 JPEG" in s["variants"]["text"] and len(end_to_end) == n + 1
     assert len(s["variants"]["images"]) == 2
     labels = [str(d) for d in range(10)]
     per_class = s["per-class"]["rows"]

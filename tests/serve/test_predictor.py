@@ -326,3 +326,43 @@ def test_http_example_serves_concurrent_requests_and_refuses_bad_ones(model, dig
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_predict_timed_takes_the_same_steps_as_predict_and_times_each(model, digits):
+    from edgecv.measure.endtoend import sample_photo
+    from edgecv.serve.predictor import STAGES
+
+    predictor, photo = Predictor(model), sample_photo()
+    for image in (photo, digits.test.x[0, 0], np.zeros((32, 32), np.uint8)):
+        prediction, split = predictor.predict_timed(image)
+        assert prediction == predictor.predict(image)
+        assert list(split) == list(STAGES) and all(ns > 0 for ns in split.values())
+
+
+def test_many_class_top_k_is_a_stable_sort_of_the_softmax(tmp_path):
+    """Over 64 classes top-k comes from a partition: the same classes, order and ties as a stable sort."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3 * 8 * 8, 40)).astype(np.float32)
+    # 40 logits, each given to 5 classes (i, i + 40, ...): ties, which a stable sort puts lower class first
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["l"]),
+             helper.make_node("Concat", ["l"] * 5, ["logits"], axis=1)]
+    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 200])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel().tolist())])
+    path = tmp_path / "wide.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    labels = [f"c{i}" for i in range(200)]
+    predictor = Predictor(path, labels=labels, mean=[0.5] * 3, std=[0.25] * 3, top_k=7)
+    images = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(12)]
+    batched = predictor.predict_batch(images)
+    for image, in_batch in zip(images, batched, strict=True):
+        one = predictor.predict(image)
+        x = ((image.transpose(2, 0, 1)[None] / 255.0 - 0.5) / 0.25).astype(np.float32)
+        logits = predictor.session.run(None, {"x": x})[0][0].astype(np.float64)
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        order = np.argsort(-probs, kind="stable")[:7]
+        assert [t[0] for t in one.topk] == [labels[i] for i in order] == [t[0] for t in in_batch.topk]
+        assert np.allclose([t[1] for t in one.topk], probs[order], rtol=1e-4)
+        assert order[0] < 40 and order[1:5].tolist() == [order[0] + 40 * k for k in range(1, 5)]
