@@ -15,7 +15,6 @@ from edgecv.cli.common import (
     MODEL_DATA,
     PROVIDER,
     STREAM,
-    THREADS,
     TRUST,
     TRUST_CODE,
     StatusLine,
@@ -62,6 +61,8 @@ def print_bench(report) -> None:
             "reference" if v.name == report.reference else paired_text(m),
             f"{m['ece']:.4f}", f"{m['agreement']:.2%}" if m.get("agreement") is not None else "-")
     print_wide(table, 200)
+    if report.sweep:
+        _print_sweep(report)
     method = report.method
     lines = ["* on the Pareto front: no other variant is as accurate and faster beyond noise, or more accurate and "
              "not slower beyond noise"]
@@ -80,8 +81,23 @@ def print_bench(report) -> None:
         out.print(escape(line), soft_wrap=True)
     if report.recommendation:
         out.print(f"[bold]recommended:[/] {escape(report.recommendation)}", soft_wrap=True)
+    if report.within_budget:
+        out.print(f"[bold]latency budget:[/] {escape(report.within_budget)}", soft_wrap=True)
     for note in report.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+
+
+def _print_sweep(report) -> None:
+    """Every variant at every thread setting and batch size: the median call's images/s and one call's
+    p50 and p99."""
+    order = {v.name: i for i, v in enumerate(report.variants)}
+    table = Table(title="deployment sweep: every variant x threads x batch size")
+    for col in ("variant", "threads", "batch", "p50 ms per call", "p99 ms per call", "img/s"):
+        table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=col == "variant")
+    for p in sorted(report.sweep, key=lambda p: (order.get(p["variant"], 0), p["threads"] or 0, p["batch"])):
+        table.add_row(escape(p["variant"]), str(p["threads"] or "default"), str(p["batch"]), f"{p['p50_ms']:.3f}",
+                      f"{p['p99_ms']:.3f}", f"{p['images_per_s']:,.0f}")
+    print_wide(table, 120)
 
 
 @spec_flags
@@ -107,9 +123,16 @@ def bench_cmd(
                                     help="Also time each variant as an app runs it: edgecv.Predictor from a "
                                          "640x480 JPEG's bytes to the label, split into decode, preprocess, "
                                          "inference and postprocess."),
-    threads: int = THREADS,
+    threads: str = typer.Option(None, "--threads",
+                                help="Intra-op threads [default: the runtime's]; a comma list (1,2) sweeps them: "
+                                     "the table is timed at the first, and every variant and batch size is timed "
+                                     "again at each further one, in sessions of its own."),
     max_drop: float = typer.Option(1.0, "--max-accuracy-drop",
                                    help="Recommend the fastest variant within this many points of fp32."),
+    max_latency_ms: float = typer.Option(None, "--max-latency-ms",
+                                         help="A latency budget: also name the variant and batch size (of "
+                                              "--batch-sizes) with the most images/s whose p99 batch call is "
+                                              "within it, or the one that comes closest."),
     allow_fallback: bool = ALLOW_FALLBACK,
     graph_opt: str = typer.Option("all", "--graph-optimization", help="disable | basic | extended | all."),
     cudnn: str = typer.Option("exhaustive", "--cudnn-algo-search", help="CUDA: exhaustive | heuristic | default."),
@@ -139,15 +162,14 @@ def bench_cmd(
     def body() -> None:
         from edgecv.measure.bench import BenchOptions, bench
 
-        try:
-            sizes = tuple(int(b) for b in batch_sizes.split(","))
-        except ValueError:
-            raise EdgecvError(f"--batch-sizes takes comma-separated whole numbers, got {batch_sizes!r}") from None
+        sizes = _whole_numbers("--batch-sizes", batch_sizes)
+        thread_list = tuple(dict.fromkeys(_whole_numbers("--threads", threads)))  # each setting once
         opts = BenchOptions(batch_sizes=sizes, warmup=warmup, iters=iters, seconds=seconds, rounds=rounds,
                             max_accuracy_drop=max_drop, min_speedup=min_speedup, isolate=isolate,
-                            end_to_end=end_to_end)
-        options = runtime_options(provider, threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache, trust,
-                                  trust_code)
+                            end_to_end=end_to_end, max_latency_ms=max_latency_ms, sweep_threads=thread_list[1:])
+        first_threads = thread_list[0] if thread_list else None
+        options = runtime_options(provider, first_threads, allow_fallback, graph_opt, cudnn, trt_fp16, trt_cache,
+                                  trust, trust_code)
         with StatusLine("benchmarking") as status:
             report = bench(models, options, opts, data=data, data_root=str(data_root) if data_root else None,
                            progress=status.update, keep_going=keep_going, stream=stream,
@@ -159,3 +181,13 @@ def bench_cmd(
             write_report(target, report.to_dict())
 
     run_guarded(body)
+
+
+def _whole_numbers(flag: str, text: str | None) -> tuple[int, ...]:
+    """``"1,8,64"`` -> (1, 8, 64); None -> (); anything else is a one-line error naming the flag."""
+    if text is None:
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise EdgecvError(f"{flag} takes comma-separated whole numbers, got {text!r}") from None

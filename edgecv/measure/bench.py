@@ -36,9 +36,10 @@ from edgecv.core.metrics import agreement
 from edgecv.measure.endtoend import describe, sample_photo, time_end_to_end
 from edgecv.measure.evaluate import load_split, score, spec_notes
 from edgecv.measure.memprobe import measure_isolated
+from edgecv.measure.sweep import points_of, time_thread_settings, within_budget
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
-from edgecv.measure.verdicts import fp16_note, pareto_front, profile_command, recommend, slower_notes
+from edgecv.measure.verdicts import fp16_note, fp16_pays, pareto_front, profile_command, recommend, slower_notes
 from edgecv.modeldata import data_source
 from edgecv.rundir import INT8_STATIC, RunDir
 from edgecv.runtimes import ONNX_RUNTIMES, Loaded, RuntimeOptions, available, load_model, runtime_for
@@ -119,17 +120,24 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     files: list[Path] = []
     for m in map(Path, models):
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
-    scored = _load_and_score(_jobs(files, options, runtimes, report), opts, report, progress,
-                             _Where(data, data_root, keep_going, stream, facts, label_map))
+    where = _Where(data, data_root, keep_going, stream, facts, label_map)
+    scored = _load_and_score(_jobs(files, options, runtimes, report), opts, report, progress, where)
     if opts.isolate:
         _probe_memory(scored, options, opts, report, progress)
     time_interleaved(scored.subjects, opts, progress)
     for s, row in zip(scored.subjects, scored.rows, strict=True):
         for k, v in summarise_timing(s, opts.batch_sizes).items():
             setattr(row, k, v)
+        scored.points += points_of(row.name, options.threads, {"throughput": row.throughput,
+                                                               "batch_p99_ms": row.batch_p99_ms})
     if opts.end_to_end:
         _end_to_end(scored, opts, report, progress)
-    scored.subjects.clear()  # the sessions go before the verdicts
+    raws = [s.raw for s in scored.subjects]
+    scored.subjects.clear()  # the sessions go before the sweep's and the verdicts
+    if opts.sweep_threads:
+        scored.points += time_thread_settings(scored.jobs, [r.name for r in scored.rows], raws, opts.sweep_threads,
+                                              opts, where.facts, progress)
+        report.sweep = scored.points
     _decide(report, scored, options, opts, files)
     return report
 
@@ -142,6 +150,8 @@ class _Scored:
     subjects: list[Subject] = field(default_factory=list)
     probs: dict[str, np.ndarray] = field(default_factory=dict)
     right: dict[str, np.ndarray] = field(default_factory=dict)
+    jobs: list[tuple[Path, RuntimeOptions]] = field(default_factory=list)  # each row's file and options
+    points: list[dict[str, Any]] = field(default_factory=list)  # every (variant, threads, batch) timed
 
 
 @dataclass(frozen=True)
@@ -184,6 +194,7 @@ def _load_and_score(jobs: list[tuple[Path, RuntimeOptions]], opts: BenchOptions,
         name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), scored.rows)
         scored.probs[name], scored.right[name] = probs, probs.argmax(1) == split.y
         scored.subjects.append(Subject(loaded, split.head(max(opts.batch_sizes))))
+        scored.jobs.append((path, job_options))
         scored.rows.append(VariantResult(
             name=name, format=loaded.format, precision=loaded.precision, provider=loaded.provider, file=str(path),
             size_bytes=path.stat().st_size, latency_ms={}, throughput={}, session=session,
@@ -218,8 +229,9 @@ def _end_to_end(scored: _Scored, opts: BenchOptions, report: BenchReport, progre
             report.notes.append(f"end to end not measured for {row.name}: {exc}")
             continue
         timed.append((row, predictor))
-    found = time_end_to_end([p for _, p in timed], photo, opts.rounds, opts.seconds, opts.warmup, opts.min_calls,
-                            opts.iters, progress) if timed else []
+    # half a batch size's seconds per variant: a call of milliseconds needs fewer to meet its interval
+    found = time_end_to_end([p for _, p in timed], photo, opts.rounds, opts.seconds / 2, opts.warmup,
+                            opts.min_calls, opts.iters, progress) if timed else []
     for (row, _), e in zip(timed, found, strict=True):
         row.end_to_end = {**e, "photo": describe(photo)}
 
@@ -237,6 +249,9 @@ def _decide(report: BenchReport, scored: _Scored, options: RuntimeOptions, opts:
     report.method = _method(rows, opts, report.env, files)
     _pareto(rows, opts.min_speedup)
     recommend(report, ref, opts.max_accuracy_drop, opts.min_speedup)
+    if opts.max_latency_ms is not None:
+        report.within_budget = within_budget(scored.points, rows, ref, opts.max_latency_ms, opts.max_accuracy_drop,
+                                             fp16_pays)
     report.notes += slower_notes(rows, ref, opts.min_speedup)
     onnx = {r.precision: r.file for r in rows if r.format == "onnx"}
     if "fp32" in onnx and "int8" in onnx:
@@ -272,8 +287,8 @@ def _end_to_end_method(rows: list[VariantResult], opts: BenchOptions) -> str | N
     if photo is None:
         return None
     return (f"{photo} through edgecv.Predictor, from its bytes to the label, on the session timed above; "
-            f"{opts.rounds} interleaved rounds, each variant's turn half plain predict calls (the p50 and its 95% "
-            "interval), half timed stage by stage (each stage's median)")
+            f"{opts.rounds} interleaved rounds of {opts.seconds / opts.rounds * 500:.0f} ms per variant, half of it "
+            "plain predict calls (the p50 and its 95% interval), half timed stage by stage (each stage's median)")
 
 
 def _int8_calibration(files: list[Path]) -> str | None:

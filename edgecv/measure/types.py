@@ -26,6 +26,8 @@ class BenchOptions:
     isolate: bool = True  # memory and cold start in a fresh process per variant
     latency: bool = True  # also time batch 1 for the latency percentiles when it is not in batch_sizes
     min_calls: int = 3  # timed calls per variant and round, however long they take
+    max_latency_ms: float | None = None  # pick the variant and batch size with the most images/s within this p99
+    sweep_threads: tuple[int, ...] = ()  # thread settings timed after the table's own (edgecv.measure.sweep)
     end_to_end: bool = True  # also time each variant's Predictor from a photo's JPEG bytes to the label
 
     def validate(self) -> None:
@@ -41,6 +43,10 @@ class BenchOptions:
             raise EdgecvError("--max-accuracy-drop must be >= 0")
         if self.min_speedup < 1:
             raise EdgecvError(f"--min-speedup must be >= 1, got {self.min_speedup}")
+        if any(t < 1 for t in self.sweep_threads):
+            raise EdgecvError(f"--threads takes whole numbers >= 1, got {', '.join(map(str, self.sweep_threads))}")
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            raise EdgecvError(f"--max-latency-ms must be positive, got {self.max_latency_ms:g}")
 
 
 @dataclass
@@ -59,6 +65,7 @@ class VariantResult:
     pareto: bool = False
     latency_ci_ms: dict[str, list[float]] = field(default_factory=dict)  # p50/p90/p99: 95% [low, high]
     throughput_ci: dict[str, list[float]] = field(default_factory=dict)
+    batch_p99_ms: dict[str, float] = field(default_factory=dict)  # per batch size: p99 ms of one batch call
     round_p50_ms: list[float] = field(default_factory=list)  # batch 1: each round's median, for paired ratios
     timed_calls: int = 0  # batch-1 calls behind the percentiles
     memory: dict[str, Any] | None = None  # from the variant's own process (see edgecv.measure.memprobe)
@@ -81,6 +88,10 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)
     method: dict[str, Any] = field(default_factory=dict)
     profile_command: str | None = None  # edgecv profile on the ONNX fp32 and int8 files, when both were measured
+    # with --max-latency-ms: the variant and batch size with the most images/s whose p99 call meets it, in words
+    within_budget: str = ""
+    # with several --threads: every variant x thread setting x batch size (see edgecv.measure.sweep.points_of)
+    sweep: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

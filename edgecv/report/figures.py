@@ -62,6 +62,30 @@ def accuracy_latency(variants: list[dict[str, Any]]):
     return fig
 
 
+def sweep(points: list[dict[str, Any]]):
+    """Images/s against the p99 latency of one batch call for every variant and thread setting, one line per
+    (variant, threads) through its batch sizes, each point labelled with its batch size."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    lines: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for p in points:
+        lines.setdefault((p["variant"], p["threads"]), []).append(p)
+    for (variant, threads), group in lines.items():
+        group.sort(key=lambda p: p["batch"])
+        (line,) = ax.plot([p["p99_ms"] for p in group], [p["images_per_s"] for p in group], "-o", markersize=4,
+                          label=f"{variant}, {threads or 'default'} threads")
+        for p in group:
+            ax.annotate(f"b{p['batch']}", (p["p99_ms"], p["images_per_s"]), fontsize=7, color=line.get_color(),
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("p99 latency of one batch call (ms, log scale)")
+    ax.set_ylabel("images/s (log scale)")
+    ax.set_title("Throughput against latency across the sweep")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
 def size_latency(variants: list[dict[str, Any]]):
     """File size against batch-1 p50 latency per variant."""
     fig, ax = _against_latency(variants, lambda v: v["size_bytes"] / 1024, lambda v: "#8250df", (7.5, 4.2))

@@ -201,6 +201,12 @@ def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
                "Test accuracy against p50 latency; blue points are on the Pareto front."),
         Figure("size_latency", figures.png(figures.size_latency(variants)), "File size against p50 latency."),
     ]
+    if bench.get("sweep"):
+        blocks.append(Figure("sweep", figures.png(figures.sweep(bench["sweep"])),
+                             "Images/s against the p99 latency of one batch call, per variant and thread setting "
+                             "across the batch sizes (edgecv bench --threads 1,2 --batch-sizes ...)."))
+    if bench.get("within_budget"):
+        blocks.append(f"Latency budget: {bench['within_budget']}.")
     blocks += [f"Note: {n}" for n in bench.get("notes", [])]
     if bench.get("profile_command"):
         blocks.append(f"Where int8 gains or loses against fp32, layer by layer: {bench['profile_command']} "

@@ -87,7 +87,7 @@ class Predictor:
         self.max_pixels = max_pixels
         self.provider = self._model.provider
         self._table = input_table(self.spec)
-        self._local = threading.local()  # each thread's _Bound
+        self._local = threading.local()  # each thread's _Bound or _Input
         self._bindable = _bindable(self._model)
         self._run_bound = self._model.handle.run_with_iobinding if self._bindable else None
         self._color, self._size, self._framing = self.spec.color, self.spec.size, self.spec.framing
@@ -116,7 +116,7 @@ class Predictor:
         if pixels is None:
             pixels = self.preprocess(image, _name(image, 0))
         if not self._bindable:
-            return self._prediction(self._row(self._logits(pixels[None])[0]))
+            return self._prediction(self._row(self._single(pixels)))
         bound = getattr(self._local, "bound", None) or self._bind()
         bound.fill(pixels)
         self._run_bound(bound.binding)
@@ -139,13 +139,32 @@ class Predictor:
             t2 = clock()
             self._run_bound(bound.binding)
             logits = bound.y[0]
-        else:
+        elif self._model.fixed_batch not in (None, 1):
             x = normalise(pixels[None], self.spec, self._table)
             t2 = clock()
-            logits = (self._model.logits(x) if self._model.fixed_batch else self._model.run(x))[0]
+            logits = self._model.logits(x)[0]
+        else:
+            x = self._filled(pixels)
+            t2 = clock()
+            logits = self._model.run(x)[0]
         t3 = clock()
         prediction = self._prediction(self._row(logits))
         return prediction, dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, clock() - t3), strict=True))
+
+    def _single(self, pixels: np.ndarray) -> np.ndarray:
+        """One image's logits off the bound path: through this thread's input buffer where the model takes a
+        batch of one."""
+        if self._model.fixed_batch not in (None, 1):
+            return self._logits(pixels[None])[0]
+        return self._model.run(self._filled(pixels))[0]
+
+    def _filled(self, pixels: np.ndarray) -> np.ndarray:
+        """This thread's input buffer, holding ``pixels`` as the model's input."""
+        held = getattr(self._local, "input", None)
+        if held is None:
+            held = self._local.input = _Input(self.spec, self._table)
+        held.fill(pixels)
+        return held.x
 
     def _bind(self) -> _Bound:
         self._local.bound = _Bound(self._model, self._table)
@@ -197,25 +216,19 @@ class Predictor:
         return Prediction(topk[0][0], order[0], topk[0][1], topk)
 
 
-class _Bound:
-    """One thread's IO binding for single images: ONNX Runtime reads the input from and writes the logits to
-    arrays allocated once, which saves converting them on every call (about a quarter of a small model's
-    ``session.run`` on a CPU)."""
+class _Input:
+    """One thread's model input for single images, allocated once and filled in place: the pixels go through
+    a lookup per channel straight into it, where :func:`normalise` would allocate and compute a new array."""
 
-    def __init__(self, model: Any, table: np.ndarray | None) -> None:
-        import onnxruntime as ort
-
-        session, self.spec, self.table = model.handle, model.spec, table
-        c, h, w = self.spec.input_shape
-        self.x = np.empty((1, h, w, c) if self.spec.layout == "NHWC" else (1, c, h, w), self.spec.dtype)
-        self.y = np.empty((1, self.spec.num_classes), np.float32)
-        self.binding = session.io_binding()
-        self.binding.bind_ortvalue_input(session.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.x))
-        self.binding.bind_ortvalue_output(session.get_outputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.y))
+    def __init__(self, spec: ModelSpec, table: np.ndarray | None) -> None:
+        self.spec, self.table = spec, table
+        c, h, w = spec.input_shape
+        self.x = np.empty((1, h, w, c) if spec.layout == "NHWC" else (1, c, h, w), spec.dtype)
+        self.bgr = spec.channel_order == "bgr"
         # NCHW float inputs: a lookup per channel, straight into the input. mode="wrap" spares numpy the
         # buffered copy that mode="raise" makes of ``out``; a uint8 index never leaves a 256-entry table.
         self.lookups = None
-        if table is not None and self.spec.layout == "NCHW":
+        if table is not None and spec.layout == "NCHW":
             self.lookups = [(row.take, plane) for row, plane in zip(table, self.x[0], strict=True)]
         self.fill = self._fill_gray if self.lookups is not None and len(self.lookups) == 1 else self._fill
 
@@ -224,12 +237,29 @@ class _Bound:
         take(pixels[0], out=plane, mode="wrap")
 
     def _fill(self, pixels: np.ndarray) -> None:
-        """Write uint8 (C, H, W) pixels into the bound input, normalised as the spec says."""
+        """Write uint8 (C, H, W) RGB or L pixels into the input, normalised as the spec says (the network's
+        channel c is the pixels' channel C-1-c for a BGR network)."""
         if self.lookups is not None:
-            for (take, plane), channel in zip(self.lookups, pixels, strict=True):
+            for (take, plane), channel in zip(self.lookups, pixels[::-1] if self.bgr else pixels, strict=True):
                 take(channel, out=plane, mode="wrap")
         else:
             normalise_into(pixels, self.spec, self.table, self.x)
+
+
+class _Bound(_Input):
+    """One thread's IO binding for single images: ONNX Runtime reads the input from and writes the logits to
+    arrays allocated once, which saves converting them on every call (about a quarter of a small model's
+    ``session.run`` on a CPU)."""
+
+    def __init__(self, model: Any, table: np.ndarray | None) -> None:
+        import onnxruntime as ort
+
+        super().__init__(model.spec, table)
+        session = model.handle
+        self.y = np.empty((1, self.spec.num_classes), np.float32)
+        self.binding = session.io_binding()
+        self.binding.bind_ortvalue_input(session.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.x))
+        self.binding.bind_ortvalue_output(session.get_outputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self.y))
 
 
 def _bindable(model: Any) -> bool:

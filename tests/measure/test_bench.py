@@ -88,6 +88,64 @@ def test_bench_reports_isolated_memory_cold_start_and_intervals_through_the_cli(
 
 def test_bad_timing_options_are_one_line_errors(lenet):
     run, _ = lenet
-    for args, fragment in ((("--rounds", "1"), "--rounds"), (("--min-speedup", "0.5"), "--min-speedup")):
+    for args, fragment in ((("--rounds", "1"), "--rounds"), (("--min-speedup", "0.5"), "--min-speedup"),
+                           (("--max-latency-ms", "0"), "--max-latency-ms must be positive")):
         proc = invoke("bench", run / "model.onnx", *args)
         assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_sweep_times_every_variant_at_every_thread_setting_and_a_budget_picks_from_it(full_run):
+    """--threads 2,1 --max-latency-ms: the table at 2 threads, every variant x batch size again at 1 thread in
+    sessions of its own, and, of all those settings, the most images/s whose p99 batch call is within the
+    budget; with none within it, the one that comes closest."""
+    from edgecv.measure.bench import bench
+    from edgecv.measure.sweep import within_budget
+    from edgecv.measure.types import BenchOptions
+    from edgecv.measure.verdicts import fp16_pays
+    from edgecv.runtimes import RuntimeOptions
+
+    files = [full_run / "model.onnx", full_run / "model.int8.onnx"]
+    report = bench(files, RuntimeOptions(threads=2), BenchOptions(
+        batch_sizes=(1, 8), seconds=0.2, rounds=4, isolate=False, end_to_end=False, max_latency_ms=1e4,
+        sweep_threads=(1,)))
+    points = report.sweep
+    assert sorted((p["variant"], p["threads"], p["batch"]) for p in points) == sorted(
+        (v.name, t, b) for v in report.variants for t in (1, 2) for b in (1, 8))
+    at_two = {(p["variant"], p["batch"]): p for p in points if p["threads"] == 2}
+    for v in report.variants:  # the table's own timing is the 2-thread setting
+        assert at_two[(v.name, 8)]["images_per_s"] == v.throughput["8"]
+        assert at_two[(v.name, 8)]["p99_ms"] == v.batch_p99_ms["8"] >= at_two[(v.name, 8)]["p50_ms"] > 0
+    best = max(points, key=lambda p: p["images_per_s"])
+    assert report.within_budget.startswith(f"within p99 10000 ms per call: {best['variant']} ") and \
+        f"at batch {best['batch']}, {best['threads']} thread" in report.within_budget and "8 of 8" in \
+        report.within_budget
+    closest = min(points, key=lambda p: p["p99_ms"])
+    tight = within_budget(points, report.variants, report.row(report.reference), closest["p99_ms"] / 2, 1.0,
+                          fp16_pays)
+    assert tight.startswith("no variant within 1 pp of the reference meets p99") and \
+        f"closest: {closest['variant']} " in tight and f"at batch {closest['batch']}," in tight
+
+
+def test_the_sweep_through_the_cli_prints_its_table_and_the_budget(lenet, tmp_path):
+    run, _ = lenet
+    out = tmp_path / "bench.json"
+    proc = invoke("bench", run / "model.onnx", "--threads", "1,2,1", "--batch-sizes", "1,4", "--seconds", "0.1",
+                  "--rounds", "2", "--no-isolate", "--no-end-to-end", "--max-latency-ms", "1000", "--json", out,
+                  check=True)
+    data = json.loads(out.read_text())
+    assert sorted((p["threads"], p["batch"]) for p in data["sweep"]) == [(1, 1), (1, 4), (2, 1), (2, 4)]
+    assert data["env"]["threads"] == 1 and data["within_budget"].startswith("within p99 1000 ms per call: onnx fp32")
+    assert "deployment sweep" in proc.stdout and "latency budget:" in proc.stdout
+    bad = invoke("bench", run / "model.onnx", "--threads", "2,x")
+    assert bad.returncode == 2 and "--threads takes comma-separated whole numbers" in bad.stderr
+
+
+def test_the_sweep_figure_draws_a_line_per_variant_and_thread_setting():
+    from edgecv.report import figures
+
+    points = [{"variant": v, "threads": t, "batch": b, "images_per_s": 100.0 * b / t, "p99_ms": 1.0 + b * t,
+               "p50_ms": 1.0} for v in ("onnx fp32", "onnx int8") for t in (1, 2) for b in (1, 8, 32)]
+    fig = figures.sweep(points)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4 and all(len(line.get_xdata()) == 3 for line in lines)
+    assert figures.png(fig)[:8] == b"\x89PNG\r\n\x1a\n"

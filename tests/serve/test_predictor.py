@@ -366,3 +366,28 @@ def test_many_class_top_k_is_a_stable_sort_of_the_softmax(tmp_path):
         assert [t[0] for t in one.topk] == [labels[i] for i in order] == [t[0] for t in in_batch.topk]
         assert np.allclose([t[1] for t in one.topk], probs[order], rtol=1e-4)
         assert order[0] < 40 and order[1:5].tolist() == [order[0] + 40 * k for k in range(1, 5)]
+
+
+@pytest.mark.parametrize("outputs", [1, 2])  # one output: ONNX Runtime's IO binding; two: the plain path
+def test_a_bgr_network_sees_its_channels_reversed_one_image_or_many(tmp_path, outputs):
+    """Each channel's mean as the logits: a pure red photo must light the network's third channel (B, G, R)."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])]
+    if outputs == 2:
+        nodes.append(helper.make_node("Identity", ["y"], ["extra"]))
+        outs.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, ["n", 3]))
+    graph = helper.make_graph(nodes, "means", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                            ["n", 3, 8, 8])], outs)
+    path = tmp_path / "means.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    from edgecv.core.facts import Stated
+
+    predictor = Predictor(path, labels=["b", "g", "r"], mean=[0.0] * 3, std=[1.0] * 3,
+                          facts=Stated(channel_order="bgr", output="y" if outputs == 2 else None))
+    assert predictor._bindable == (outputs == 1)
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    one, timed = predictor.predict(red), predictor.predict_timed(red)[0]
+    assert one.label == "r" and one == timed and one.topk == predictor.predict_batch([red, red])[0].topk
