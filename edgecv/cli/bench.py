@@ -91,11 +91,12 @@ def _print_sweep(report) -> None:
     """Every variant at every thread setting and batch size: the median call's images/s and one call's
     p50 and p99."""
     order = {v.name: i for i, v in enumerate(report.variants)}
-    table = Table(title="deployment sweep: every variant x threads x batch size")
-    for col in ("variant", "threads", "batch", "p50 ms per call", "p99 ms per call", "img/s"):
-        table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=col == "variant")
-    for p in sorted(report.sweep, key=lambda p: (order.get(p["variant"], 0), p["threads"] or 0, p["batch"])):
-        table.add_row(escape(p["variant"]), str(p["threads"] or "default"), str(p["batch"]), f"{p['p50_ms']:.3f}",
+    table = Table(title="deployment sweep: every variant x setting x batch size")
+    for col in ("variant", "setting", "batch", "p50 ms per call", "p99 ms per call", "img/s"):
+        table.add_column(col, justify="left" if col in ("variant", "setting") else "right",
+                         no_wrap=col == "variant")
+    for p in sorted(report.sweep, key=lambda p: (order.get(p["variant"], 0), p["setting"], p["batch"])):
+        table.add_row(escape(p["variant"]), escape(p["setting"]), str(p["batch"]), f"{p['p50_ms']:.3f}",
                       f"{p['p99_ms']:.3f}", f"{p['images_per_s']:,.0f}")
     print_wide(table, 120)
 

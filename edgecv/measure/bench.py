@@ -36,7 +36,7 @@ from edgecv.core.metrics import agreement
 from edgecv.measure.endtoend import describe, sample_photo, time_end_to_end
 from edgecv.measure.evaluate import load_split, score, spec_notes
 from edgecv.measure.memprobe import measure_isolated
-from edgecv.measure.sweep import points_of, time_thread_settings, within_budget
+from edgecv.measure.sweep import points_of, settings_for, time_settings, within_budget
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
 from edgecv.measure.verdicts import fp16_note, fp16_pays, pareto_front, profile_command, recommend, slower_notes
@@ -135,8 +135,8 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     raws = [s.raw for s in scored.subjects]
     scored.subjects.clear()  # the sessions go before the sweep's and the verdicts
     if opts.sweep_threads:
-        scored.points += time_thread_settings(scored.jobs, [r.name for r in scored.rows], raws, opts.sweep_threads,
-                                              opts, where.facts, progress)
+        scored.points += time_settings(scored.jobs, [r.name for r in scored.rows], raws,
+                                       settings_for(opts.sweep_threads, scored.jobs), opts, where.facts, progress)
         report.sweep = scored.points
     _decide(report, scored, options, opts, files)
     return report

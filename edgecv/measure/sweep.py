@@ -4,8 +4,10 @@ the most images per second within my latency budget?".
 bench times its table at the first thread setting; each further setting loads every variant again with that
 many intra-op threads, times them in interleaved rounds with the same noise rule, and lets the sessions go
 before the next setting starts, so thread pools that spin between calls never compete with another setting's.
-A point is one variant at one setting and batch size: the median batch call's images/s, and the p50 and p99
-latency of one batch call. Torch-free.
+OpenVINO's rows get one more setting of their own: its THROUGHPUT hint, where each timed call has one batch
+in flight per stream (OpenVINO's optimal number of requests) and waits for all of them. A point is one
+variant at one setting and batch size: the median call's images/s, and the p50 and p99 latency of one call
+(under THROUGHPUT, of the call that waits for every stream's batch). Torch-free.
 """
 
 from __future__ import annotations
@@ -25,27 +27,48 @@ if TYPE_CHECKING:
     from edgecv.measure.types import BenchOptions, VariantResult
 
 
-def points_of(name: str, threads: int | None, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One variant's sweep points at one thread setting, from its :func:`summarise_timing` (or bench row)."""
-    return [{"variant": name, "threads": threads, "batch": int(b), "images_per_s": rate,
-             "p50_ms": int(b) / rate * 1e3, "p99_ms": summary["batch_p99_ms"][b]}
+def setting_label(threads: int | None, hint: str | None = None, requests: int = 1) -> str:
+    """A sweep setting in words: '2 threads', 'default threads', 'OpenVINO THROUGHPUT, 2 streams'."""
+    if hint == "THROUGHPUT":
+        return f"OpenVINO THROUGHPUT, {requests} stream{'s' if requests != 1 else ''}"
+    return f"{threads} thread{'s' if threads != 1 else ''}" if threads else "default threads"
+
+
+def points_of(name: str, threads: int | None, summary: dict[str, Any], hint: str | None = None,
+              requests: int = 1) -> list[dict[str, Any]]:
+    """One variant's sweep points at one setting, from its :func:`summarise_timing` (or bench row)."""
+    label = setting_label(threads, hint, requests)
+    return [{"variant": name, "setting": label, "threads": threads, "hint": hint, "requests": requests,
+             "batch": int(b), "images_per_s": rate, "p50_ms": int(b) * requests / rate * 1e3,
+             "p99_ms": summary["batch_p99_ms"][b]}
             for b, rate in summary["throughput"].items() if b in summary["batch_p99_ms"]]
 
 
-def time_thread_settings(jobs: list[tuple[Path, RuntimeOptions]], names: list[str], raws: list[np.ndarray],
-                         settings: tuple[int, ...], opts: BenchOptions, facts: Stated | None = None,
-                         progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Every job loaded again and timed at each thread setting in turn, one setting's sessions at a time."""
+def settings_for(threads: tuple[int, ...], jobs: list[tuple[Path, RuntimeOptions]]) -> list[dict[str, Any]]:
+    """The sweep's further settings: each thread count, then OpenVINO's THROUGHPUT hint where it has rows."""
+    out: list[dict[str, Any]] = [{"threads": t} for t in threads]
+    if any(options.runtime == "openvino" for _, options in jobs):
+        out.append({"threads": None, "openvino_hint": "THROUGHPUT"})
+    return out
+
+
+def time_settings(jobs: list[tuple[Path, RuntimeOptions]], names: list[str], raws: list[np.ndarray],
+                  settings: list[dict[str, Any]], opts: BenchOptions, facts: Stated | None = None,
+                  progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Every job a setting applies to (the THROUGHPUT hint: OpenVINO's alone) loaded again with it and timed,
+    one setting's sessions at a time."""
     progress = progress or (lambda _msg: None)
     points: list[dict[str, Any]] = []
-    for threads in settings:
-        progress(f"sweep: loading every variant with {threads} thread{'s' if threads > 1 else ''}")
-        subjects = [Subject(load_model(path, replace(options, threads=threads), facts), raw)
-                    for (path, options), raw in zip(jobs, raws, strict=True)]
-        time_interleaved(subjects, replace(opts, latency=False),
-                         lambda msg, t=threads: progress(f"sweep at {t} threads: {msg}"))
-        for name, s in zip(names, subjects, strict=True):
-            points += points_of(name, threads, summarise_timing(s, opts.batch_sizes))
+    for setting in settings:
+        hint = setting.get("openvino_hint")
+        chosen = [k for k, (_, options) in enumerate(jobs) if hint is None or options.runtime == "openvino"]
+        label = setting_label(setting["threads"], hint, 0 if hint else 1)
+        progress(f"sweep: loading every variant at {label}")
+        subjects = [Subject(load_model(jobs[k][0], replace(jobs[k][1], **setting), facts), raws[k]) for k in chosen]
+        time_interleaved(subjects, replace(opts, latency=False), lambda msg, t=label: progress(f"sweep, {t}: {msg}"))
+        for k, s in zip(chosen, subjects, strict=True):
+            points += points_of(names[k], setting["threads"], summarise_timing(s, opts.batch_sizes),
+                                hint, s.loaded.details.get("requests", 1))
         subjects.clear()  # this setting's sessions go before the next one's start
     return points
 
@@ -73,6 +96,5 @@ def within_budget(points: list[dict[str, Any]], rows: list[VariantResult], ref: 
 
 
 def _setting(point: dict[str, Any], rows: dict[str, VariantResult]) -> str:
-    threads = point["threads"]
-    where = f"{threads} thread{'s' if threads != 1 else ''}" if threads else "the runtime's default threads"
-    return f"{point['variant']} ({Path(rows[point['variant']].file).name}) at batch {point['batch']}, {where}"
+    return (f"{point['variant']} ({Path(rows[point['variant']].file).name}) at batch {point['batch']}, "
+            f"{point['setting']}")

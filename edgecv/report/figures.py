@@ -63,16 +63,16 @@ def accuracy_latency(variants: list[dict[str, Any]]):
 
 
 def sweep(points: list[dict[str, Any]]):
-    """Images/s against the p99 latency of one batch call for every variant and thread setting, one line per
-    (variant, threads) through its batch sizes, each point labelled with its batch size."""
+    """Images/s against the p99 latency of one call for every variant and setting, one line per (variant,
+    setting) through its batch sizes, each point labelled with its batch size."""
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    lines: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for p in points:
-        lines.setdefault((p["variant"], p["threads"]), []).append(p)
-    for (variant, threads), group in lines.items():
+        lines.setdefault((p["variant"], p["setting"]), []).append(p)
+    for (variant, setting), group in lines.items():
         group.sort(key=lambda p: p["batch"])
         (line,) = ax.plot([p["p99_ms"] for p in group], [p["images_per_s"] for p in group], "-o", markersize=4,
-                          label=f"{variant}, {threads or 'default'} threads")
+                          label=f"{variant}, {setting}")
         for p in group:
             ax.annotate(f"b{p['batch']}", (p["p99_ms"], p["images_per_s"]), fontsize=7, color=line.get_color(),
                         xytext=(3, 3), textcoords="offset points")

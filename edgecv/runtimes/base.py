@@ -34,6 +34,9 @@ class RuntimeOptions:
     trt_cache: str | None = None  # TensorRT engine cache folder
     trust_torchscript: bool = False  # run TorchScript files edgecv did not write (see edgecv.core.trust)
     trust_code: bool = False  # rebuild a checkpoint's model from the user's module although it changed since
+    # OpenVINO's performance hint: LATENCY (one request at a time) or THROUGHPUT (its streams, each timed call
+    # one request per stream in flight at once)
+    openvino_hint: str = "LATENCY"
     # set: per-layer timing on (edgecv profile): ONNX Runtime's profiler writes its trace under this prefix,
     # OpenVINO keeps its performance counters on the request
     profile_prefix: str | None = None

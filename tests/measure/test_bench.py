@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import RUN_VARIANTS, invoke, run_cli
 
 
@@ -126,16 +127,27 @@ def test_the_sweep_times_every_variant_at_every_thread_setting_and_a_budget_pick
         f"closest: {closest['variant']} " in tight and f"at batch {closest['batch']}," in tight
 
 
-def test_the_sweep_through_the_cli_prints_its_table_and_the_budget(lenet, tmp_path):
+def test_the_sweep_through_the_cli_adds_openvinos_throughput_hint_and_prints_the_budget(lenet, tmp_path):
+    """In a process of its own, as OpenVINO's other tests: ONNX Runtime and OpenVINO rows at 1 and 2 threads,
+    and OpenVINO's THROUGHPUT hint as a setting of its own, a batch in flight per stream."""
     run, _ = lenet
     out = tmp_path / "bench.json"
-    proc = invoke("bench", run / "model.onnx", "--threads", "1,2,1", "--batch-sizes", "1,4", "--seconds", "0.1",
-                  "--rounds", "2", "--no-isolate", "--no-end-to-end", "--max-latency-ms", "1000", "--json", out,
-                  check=True)
+    proc = run_cli("bench", run / "model.onnx", "--runtimes", "onnxruntime,openvino", "--threads", "1,2,1",
+                   "--batch-sizes", "1,4", "--seconds", "0.1", "--rounds", "2", "--no-isolate", "--no-end-to-end",
+                   "--max-latency-ms", "1000", "--json", out, check=True)
     data = json.loads(out.read_text())
-    assert sorted((p["threads"], p["batch"]) for p in data["sweep"]) == [(1, 1), (1, 4), (2, 1), (2, 4)]
-    assert data["env"]["threads"] == 1 and data["within_budget"].startswith("within p99 1000 ms per call: onnx fp32")
-    assert "deployment sweep" in proc.stdout and "latency budget:" in proc.stdout
+    names = sorted(v["name"] for v in data["variants"])
+    ort_row, ov_row = names[0], names[1]
+    assert (ort_row, ov_row) == ("onnx fp32", "openvino fp32")
+    settings = sorted((p["variant"], p["setting"], p["batch"]) for p in data["sweep"])
+    streams = next(p["requests"] for p in data["sweep"] if p["hint"] == "THROUGHPUT")
+    through = f"OpenVINO THROUGHPUT, {streams} stream" + ("s" if streams != 1 else "")
+    assert settings == sorted([(n, f"{t} thread{'s' if t > 1 else ''}", b) for n in names for t in (1, 2)
+                               for b in (1, 4)] + [(ov_row, through, b) for b in (1, 4)])
+    for p in data["sweep"]:  # images/s counts every stream's batch of a call
+        assert p["images_per_s"] == pytest.approx(p["batch"] * p["requests"] / p["p50_ms"] * 1e3)
+    assert data["env"]["threads"] == 1 and data["within_budget"].startswith("within p99 1000 ms per call: ")
+    assert "deployment sweep" in proc.stdout and "latency budget:" in proc.stdout and through in proc.stdout
     bad = invoke("bench", run / "model.onnx", "--threads", "2,x")
     assert bad.returncode == 2 and "--threads takes comma-separated whole numbers" in bad.stderr
 
@@ -144,7 +156,8 @@ def test_the_sweep_figure_draws_a_line_per_variant_and_thread_setting():
     from edgecv.report import figures
 
     points = [{"variant": v, "threads": t, "batch": b, "images_per_s": 100.0 * b / t, "p99_ms": 1.0 + b * t,
-               "p50_ms": 1.0} for v in ("onnx fp32", "onnx int8") for t in (1, 2) for b in (1, 8, 32)]
+               "p50_ms": 1.0, "setting": f"{t} threads"} for v in ("onnx fp32", "onnx int8") for t in (1, 2)
+              for b in (1, 8, 32)]
     fig = figures.sweep(points)
     lines = fig.axes[0].get_lines()
     assert len(lines) == 4 and all(len(line.get_xdata()) == 3 for line in lines)
