@@ -92,6 +92,45 @@ def swish_nodes(graph: Any) -> list[str]:
     return [name for mul, gate, _ in _gated_muls(nodes, "Sigmoid") for name in (nodes[gate].name, nodes[mul].name)]
 
 
+SE_OPS = {"Conv", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Add", "Flatten", "Reshape"}
+SE_MAX_NODES = 12  # a squeeze-excite block's pooled branch is a handful of nodes; a classifier head is not one
+
+
+def squeeze_excite_nodes(graph: Any) -> list[str]:
+    """Names of every node of each squeeze-excite block: a GlobalAveragePool of ``x``, the small branch on its
+    output (1x1 convolutions and their activations), and the Mul that scales ``x`` by the branch's gate."""
+    nodes = list(graph.node)
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    names: list[str] = []
+    for pool in nodes:
+        if pool.op_type == "GlobalAveragePool":
+            names += _excite_branch(pool, consumers)
+    return names
+
+
+def _excite_branch(pool: Any, consumers: dict[str, list[Any]]) -> list[str]:
+    """The SE block that starts at ``pool``, pool to gate Mul; [] where what follows the pool is no SE branch
+    (a classifier head, an op outside :data:`SE_OPS`, no Mul back onto the pooled tensor)."""
+    x = pool.input[0]
+    branch, made, frontier, gate = [pool], set(pool.output), [pool], None
+    while frontier:
+        for node in consumers.get(frontier.pop().output[0], []):
+            if node in branch:
+                continue
+            if node.op_type == "Mul" and x in node.input and set(node.input) - {x} <= made:
+                gate = node  # x scaled by the branch: the block ends here
+                continue
+            if node.op_type not in SE_OPS or len(branch) >= SE_MAX_NODES:
+                return []
+            branch.append(node)
+            made.update(node.output)
+            frontier.append(node)
+    return [n.name for n in (*branch, gate)] if gate is not None else []
+
+
 def _gated_muls(nodes: list[Any], gate_op: str) -> Iterator[tuple[int, int, str]]:
     """``(Mul's index, gate's index, x)`` for each ``Mul(x, gate(x))`` in ``nodes`` whose gate is a ``gate_op``."""
     producer = {out: i for i, node in enumerate(nodes) for out in node.output}

@@ -149,19 +149,22 @@ def int8_static(prepared: Path, out: Path, settings: Int8Settings, reader: Array
 
     ``tuned_for="openvino"`` shapes the file for OpenVINO, whose convolutions take a float activation and a
     requantisation as fused post-ops: convolution outputs are left unquantised, and the x * Sigmoid(x) (SiLU) gates
-    stay in float (quantize keeps them), as hard-swish does (graph.fuse_hard_swish). Measured on torchvision models
-    at 224 (random weights, batch 1 p50 / batch 8 img/s against OpenVINO's fp32 in one interleaved run, 2-core Intel
-    Xeon with AVX-512 VNNI): mobilenet_v3_large 0.63x / 0.76x as ONNX Runtime's file -> 1.18x / 1.44x;
-    efficientnet_b0 0.70x / 0.68x -> 0.91x / 1.07x; resnet18 4.99x / 6.11x -> 4.67x / 5.51x (plain ReLU nets gain
-    nothing). On ONNX Runtime the same file is slower than its own (mobilenet_v3_large 0.41x fp32's speed): its
-    integer convolutions need a quantised output to fuse, so the two engines get different files."""
+    and every squeeze-excite block (pool, 1x1 convolutions, gate, scale) stay in float (quantize keeps them), and
+    hard-swish is one op again (graph.fuse_hard_swish). Measured on torchvision models at 224 (random weights,
+    batch 1 p50 / batch 8 img/s against OpenVINO's fp32 in one interleaved run, 2-core Intel Xeon with AVX-512
+    VNNI): mobilenet_v3_large 0.63x / 0.76x as ONNX Runtime's file -> 1.18x / 1.44x with the convolution outputs,
+    hard-swish and SiLU so -> 1.45x / 1.83x (against 1.35x / 1.73x in that run) with the SE blocks too;
+    efficientnet_b0 0.70x / 0.68x -> 0.91x / 1.07x -> 1.49x / 1.41x (against 1.12x / 1.09x); resnet18 4.99x /
+    6.11x -> 4.67x / 5.51x (plain ReLU nets gain nothing, and have no SE block). On ONNX Runtime the same file is
+    slower than its own (mobilenet_v3_large 0.41x fp32's speed): its integer convolutions need a quantised output
+    to fuse, so the two engines get different files."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[settings.calib_method]
     reader.rewind()
     extra: dict[str, Any] = {}
-    if settings.tuned_for == "openvino":  # its SiLU gates come in ``exclude`` (run._float_gates)
+    if settings.tuned_for == "openvino":  # its SiLU gates and SE blocks come in ``exclude`` (run._float_gates)
         extra["extra_options"] = {"OpTypesToExcludeOutputQuantization": ["Conv"]}
     cached: dict[str, Any] = {}
     if "calibration_cache_path" in inspect.signature(quantize_static).parameters:

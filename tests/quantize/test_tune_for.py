@@ -1,5 +1,5 @@
-"""Int8 files shaped for one engine: hard-swish as one op, SiLU gates found by structure, and an OpenVINO-tuned
-file whose convolution outputs stay in float, measured and timed on OpenVINO."""
+"""Int8 files shaped for one engine: hard-swish as one op, SiLU gates and squeeze-excite blocks found by
+structure, and an OpenVINO-tuned file whose convolution outputs stay in float, measured and timed on OpenVINO."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from test_quantize import copy_run
 
 from edgecv.core.onnxfile import quantization_of
-from edgecv.quantize.graph import fuse_hard_swish, swish_nodes
+from edgecv.quantize.graph import fuse_hard_swish, squeeze_excite_nodes, swish_nodes
 
 
 class _Block(torch.nn.Module):
@@ -57,6 +57,38 @@ def test_hard_swish_becomes_one_op_again_with_the_same_outputs_and_silu_gates_ar
     gates = swish_nodes(model.graph)
     by_name = {n.name: n.op_type for n in model.graph.node}
     assert sorted(by_name[g] for g in gates) == ["Mul", "Sigmoid"]
+
+
+class _Excited(torch.nn.Module):
+    """Two squeeze-excite blocks as torchvision builds them (SiLU and hard-sigmoid gates), then a pooled head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.ops import SqueezeExcitation
+
+        self.conv = torch.nn.Conv2d(3, 16, 3)
+        self.se1 = SqueezeExcitation(16, 4, activation=torch.nn.SiLU)
+        self.se2 = SqueezeExcitation(16, 8, scale_activation=torch.nn.Hardsigmoid)
+        self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.se2(self.se1(self.conv(x))))
+
+
+def test_squeeze_excite_blocks_are_found_whole_and_a_pooled_head_is_not_one(tmp_path):
+    path = tmp_path / "excited.onnx"
+    torch.onnx.export(_Excited().eval(), torch.randn(1, 3, 16, 16), str(path), opset_version=17, dynamo=False,
+                      input_names=["x"], output_names=["y"])
+    graph = onnx.load(str(path)).graph
+    by_name = {n.name: n for n in graph.node}
+    found = [by_name[name] for name in squeeze_excite_nodes(graph)]
+    silu_block = ["GlobalAveragePool", "Conv", "Sigmoid", "Mul", "Conv", "Sigmoid", "Mul"]  # SiLU inside
+    hard_block = ["GlobalAveragePool", "Conv", "Relu", "Conv", "HardSigmoid", "Mul"]
+    assert sorted(n.op_type for n in found) == sorted(silu_block + hard_block)
+    pools = [n for n in graph.node if n.op_type == "GlobalAveragePool"]
+    assert len(pools) == 3 and pools[-1] not in found  # the classifier head's pool starts no SE block
+    gates = [n for n in found if n.op_type == "Mul" and pools[0].input[0] in n.input]
+    assert len(gates) == 1  # the block ends at the Mul that scales the pooled tensor by its gate
 
 
 def _conv_outputs_quantised(path: Path) -> bool:
