@@ -16,8 +16,9 @@ from edgecv.models.base import (
     keep_frozen_norms,
     model_entry,
     param_groups,
+    settle_batch_norms,
 )
 from edgecv.models.summary import summarize
 
 __all__ = ["MODELS", "ModelEntry", "NativeInput", "TrainDefaults", "create_model", "keep_frozen_norms", "model_entry",
-           "param_groups", "summarize"]
+           "param_groups", "settle_batch_norms", "summarize"]

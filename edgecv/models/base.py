@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from edgecv.core.errors import ModelError
@@ -182,6 +183,44 @@ def keep_frozen_norms(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not m.weight.requires_grad:
             m.eval()
+
+
+SETTLED = 3.0  # steps x momentum from which a BatchNorm's running statistics hold < 5% of their starting values
+SETTLE_IMAGES = 1024  # training images that recompute unsettled statistics
+
+
+def settle_batch_norms(model: nn.Module, batches: Iterable[torch.Tensor]) -> bool:
+    """Where a trained BatchNorm's running statistics have not settled (its steps x momentum below
+    :data:`SETTLED`, as torchvision's MobileNetV3 and EfficientNet-V2 at momentum 0.01 are after a few hundred
+    steps), recompute every trainable BatchNorm's as a plain average over up to :data:`SETTLE_IMAGES` of
+    ``batches`` (unaugmented training images), so the evaluation-mode network sees the statistics of the
+    weights it has. Without it such a net trained briefly answers near uniformly in evaluation mode whatever it
+    learnt (measured: mobilenet_v3_large, 10 epochs of 240 images from scratch: validation accuracy 25% ->
+    97%). The step counts are kept, so once enough steps have run the running averages take over again.
+    Returns whether it recomputed."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats and not (m.affine and not m.weight.requires_grad)]
+    if not any(m.momentum is not None and int(m.num_batches_tracked) * m.momentum < SETTLED for m in norms):
+        return False
+    kept = [(m, m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    was_training = model.training
+    model.train()
+    keep_frozen_norms(model)  # frozen layers' statistics stay as they are
+    seen = 0
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+            seen += len(x)
+            if seen >= SETTLE_IMAGES:
+                break
+    for m, momentum, steps in kept:
+        m.momentum = momentum
+        m.num_batches_tracked.copy_(steps)
+    model.train(was_training)
+    return True
 
 
 def param_groups(name: str, model: nn.Module, lr: float, options: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from edgecv.core.spec import ModelSpec
 from edgecv.data import DataBundle
 from edgecv.data.base import Split
 from edgecv.data.batches import DeviceBatches, batches_for
-from edgecv.models import create_model, keep_frozen_norms, param_groups
+from edgecv.models import create_model, keep_frozen_norms, param_groups, settle_batch_norms
 from edgecv.rundir import RunDir, claim_run_dir, default_run_dir
 from edgecv.train import distributed
 from edgecv.train.checkpoint import config_to_resume, load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -245,6 +245,7 @@ def _fit(run_dir: Path, s: _Session, state: _State, reporter: Reporter) -> Train
         reporter.epoch_start(epoch, cfg.epochs, len(s.train_batches))
         start = time.perf_counter()
         trained = _train_epoch(s, reporter)
+        settle_batch_norms(s.model, (x for x, _ in s.batches(s.data.train)))  # statistics behind the weights
         val = _validate(s)
         row = {"epoch": epoch, **trained, **val, "lr": s.optimizer.param_groups[0]["lr"],
                "seconds": time.perf_counter() - start}

@@ -114,3 +114,34 @@ def test_models_and_summary_commands(tmp_path):
     assert "416,520" in proc.stdout
     assert_user_error(invoke("summary", "nonet"), "unknown model 'nonet'")
     assert_user_error(invoke("summary", "lenet5", "--img-size", "8"), "cannot take 1x8x8")
+
+
+def test_unsettled_batch_norm_statistics_are_recomputed_from_the_training_images():
+    """A BatchNorm at momentum 0.01 after 20 steps still holds mostly its starting statistics; they are
+    recomputed as the plain mean and variance of the images given, frozen layers and settled ones left alone."""
+    from torch import nn
+
+    from edgecv.models import settle_batch_norms
+
+    torch.manual_seed(0)
+    slow, frozen = nn.BatchNorm2d(3, momentum=0.01), nn.BatchNorm2d(3)
+    frozen.weight.requires_grad_(False)
+    frozen.bias.requires_grad_(False)
+    net = nn.Sequential(slow, frozen)
+    images = [torch.randn(8, 3, 4, 4) * 3 + 5 for _ in range(4)]
+    net.train()
+    for x in images * 5:  # 20 steps: 0.2 steps x momentum, far from settled
+        net(x)
+    frozen_mean = frozen.running_mean.clone()
+    assert settle_batch_norms(net, iter(images))
+    pooled = torch.cat(images)
+    assert torch.allclose(slow.running_mean, pooled.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(slow.running_var, torch.stack([x.var((0, 2, 3)) for x in images]).mean(0), atol=1e-4)
+    assert slow.momentum == 0.01 and int(slow.num_batches_tracked) == 20  # the running average takes over again
+    assert torch.equal(frozen.running_mean, frozen_mean) and net.training
+    settled = nn.Sequential(nn.BatchNorm2d(3))  # momentum 0.1 after 40 steps: settled, left as it is
+    settled.train()
+    for x in images * 10:
+        settled(x)
+    before = settled[0].running_mean.clone()
+    assert not settle_batch_norms(settled, iter(images)) and torch.equal(settled[0].running_mean, before)
