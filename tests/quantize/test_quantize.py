@@ -104,6 +104,8 @@ def test_every_zoo_model_quantises_with_every_method_and_runs_in_onnx_runtime(ex
         # timed against fp32 on this host; a file slower beyond noise says so
         assert result.speed["batch"] == 8 and result.speed["vs_fp32"] > 0
         assert any("does not pay" in n for n in result.notes) == result.speed["slower_beyond_noise"]
+        level = not (result.speed["slower_beyond_noise"] or result.speed["faster_beyond_noise"])
+        assert any("saves size" in n and "not time" in n for n in result.notes) == level  # no faster: says so
         # the spec travels, with the file's own measured accuracy; the settings are recorded
         qspec = read_spec(path)
         assert (qspec.labels, qspec.input_shape, qspec.mean, qspec.arch) == \
@@ -348,6 +350,8 @@ def test_a_quantisation_that_does_not_pay_is_said_by_quantize_and_bench(lenet, t
     r = quantize(src, QuantizeOptions(methods=("int8-static",), calib_size=64)).results[0]
     assert r.speed["batch"] == 64 and r.speed["vs_fp32"] > 0 and r.speed["fp32_images_per_s"] > 0
     assert any("does not pay" in n for n in r.notes) == r.speed["slower_beyond_noise"]
+    level = not (r.speed["slower_beyond_noise"] or r.speed["faster_beyond_noise"])
+    assert any("saves size" in n for n in r.notes) == level
     recorded = json.loads((tmp_path / "quantize.json").read_text())["models"]["model.int8.onnx"]["speed"]
     assert recorded["vs_fp32"] == pytest.approx(r.speed["vs_fp32"])
     report = bench([src, tmp_path / "model.int8.onnx"], RuntimeOptions(threads=1),
