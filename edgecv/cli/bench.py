@@ -127,13 +127,14 @@ def bench_cmd(
     threads: str = typer.Option(None, "--threads",
                                 help="Intra-op threads [default: the runtime's]; a comma list (1,2) sweeps them: "
                                      "the table is timed at the first, and every variant and batch size is timed "
-                                     "again at each further one, in sessions of its own."),
+                                     "again at each further one, in sessions of its own (and OpenVINO's rows "
+                                     "under its THROUGHPUT hint)."),
     max_drop: float = typer.Option(1.0, "--max-accuracy-drop",
                                    help="Recommend the fastest variant within this many points of fp32."),
     max_latency_ms: float = typer.Option(None, "--max-latency-ms",
-                                         help="A latency budget: also name the variant and batch size (of "
-                                              "--batch-sizes) with the most images/s whose p99 batch call is "
-                                              "within it, or the one that comes closest."),
+                                         help="A latency budget: also name the variant, thread setting and "
+                                              "batch size with the most images/s whose p99 call is within it, "
+                                              "or the one that comes closest."),
     allow_fallback: bool = ALLOW_FALLBACK,
     graph_opt: str = typer.Option("all", "--graph-optimization", help="disable | basic | extended | all."),
     cudnn: str = typer.Option("exhaustive", "--cudnn-algo-search", help="CUDA: exhaustive | heuristic | default."),

@@ -225,7 +225,7 @@ def _end_to_end(scored: _Scored, opts: BenchOptions, report: BenchReport, progre
         try:
             predictor = Predictor.from_loaded(s.loaded)
             predictor.predict(photo)
-        except EdgecvError as exc:
+        except (EdgecvError, RuntimeError, ValueError) as exc:  # a runtime's own refusal is a note too
             report.notes.append(f"end to end not measured for {row.name}: {exc}")
             continue
         timed.append((row, predictor))
