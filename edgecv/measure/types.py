@@ -26,7 +26,7 @@ class BenchOptions:
     isolate: bool = True  # memory and cold start in a fresh process per variant
     latency: bool = True  # also time batch 1 for the latency percentiles when it is not in batch_sizes
     min_calls: int = 3  # timed calls per variant and round, however long they take
-    max_latency_ms: float | None = None  # pick the variant and batch size with the most images/s within this p99
+    max_latency_ms: float | None = None  # name the variant, setting and batch with the most images/s in this p99
     sweep_threads: tuple[int, ...] = ()  # thread settings timed after the table's own (edgecv.measure.sweep)
     end_to_end: bool = True  # also time each variant's Predictor from a photo's JPEG bytes to the label
 
@@ -88,9 +88,9 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)
     method: dict[str, Any] = field(default_factory=dict)
     profile_command: str | None = None  # edgecv profile on the ONNX fp32 and int8 files, when both were measured
-    # with --max-latency-ms: the variant and batch size with the most images/s whose p99 call meets it, in words
+    # with --max-latency-ms: the variant, setting and batch with the most images/s whose p99 call meets it
     within_budget: str = ""
-    # with several --threads: every variant x thread setting x batch size (see edgecv.measure.sweep.points_of)
+    # with several --threads: every variant x setting x batch size (see edgecv.measure.sweep.points_of)
     sweep: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA
 

@@ -203,8 +203,8 @@ def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
     ]
     if bench.get("sweep"):
         blocks.append(Figure("sweep", figures.png(figures.sweep(bench["sweep"])),
-                             "Images/s against the p99 latency of one batch call, per variant and thread setting "
-                             "across the batch sizes (edgecv bench --threads 1,2 --batch-sizes ...)."))
+                             "Images/s against the p99 latency of one call, per variant and setting (threads, "
+                             "OpenVINO's THROUGHPUT hint) across the batch sizes (edgecv bench --threads 1,2)."))
     if bench.get("within_budget"):
         blocks.append(f"Latency budget: {bench['within_budget']}.")
     blocks += [f"Note: {n}" for n in bench.get("notes", [])]
