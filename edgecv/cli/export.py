@@ -84,6 +84,10 @@ def export_cmd(
     calib_size: int = typer.Option(512, "--calib-size",
                                    help="executorch: training images calibrating model.int8.pte (the same draw as "
                                         "edgecv quantize)."),
+    max_batch: int = typer.Option(None, "--max-batch",
+                                  help="executorch: the largest batch the .pte files take. XNNPACK plans their "
+                                       "memory for that many images: 1 for single images saves the most "
+                                       "[default: 8]."),
     json_out: bool = typer.Option(False, "--json", help="Print the export reports as JSON."),
     model: str = typer.Option(None, "--model", help="With a state dict as SOURCE: its architecture "
                                                     "(torchvision:NAME, timm:ARCH.TAG, or your own "
@@ -121,6 +125,10 @@ def export_cmd(
 
         formats, fixed, chosen_opset = _checked_options(fmt, out_path, opset, batch, uint8_input, atol, exporter,
                                                         calib_size)
+        if max_batch is not None and fmt != "executorch":
+            raise EdgecvError("--max-batch applies to --format executorch; ONNX and TorchScript files take any batch")
+        if max_batch is not None and max_batch < 1:
+            raise EdgecvError(f"--max-batch must be at least 1, got {max_batch}")
         adopting = _adopting(source, model)
         stated = flags.stated()
         given = {"--weights": weights, "--weights-meta": weights_meta, "--data": data,
@@ -146,7 +154,7 @@ def export_cmd(
                       else (out_path or src.out_dir) / name)
             _check_writable(target)
             if f == "executorch":
-                reports.extend(_executorch(src, target, atol, calib_size, record))
+                reports.extend(_executorch(src, target, atol, calib_size, record, max_batch))
                 continue
             reports.append(_export_one(src, f, target, {"uint8_input": uint8_input, "atol": atol} if
                                        f == "torchscript" else {"opset": chosen_opset, "batch": fixed,
@@ -195,16 +203,19 @@ def fixed_batch_given(batch: str) -> bool:
     return batch != "dynamic"
 
 
-def _executorch(src, target: Path, atol: float, calib_size: int, record) -> list:
-    """model.pte (fp32, parity within atol) and model.int8.pte (PT2E int8) beside it."""
-    from edgecv.exporters.executorch import calibration_for, check_calibration_data, export_executorch
+def _executorch(src, target: Path, atol: float, calib_size: int, record, max_batch: int | None) -> list:
+    """model.pte (fp32, parity within atol) and model.int8.pte (PT2E int8) beside it, both taking batches of up
+    to ``max_batch`` (None: the exporter's default bound)."""
+    from edgecv.exporters.executorch import DEFAULT_BOUND, calibration_for, check_calibration_data, export_executorch
+
+    max_batch = max_batch or DEFAULT_BOUND
 
     int8_target = target.with_name(target.name.removesuffix(".pte") + ".int8.pte")
     _check_writable(int8_target)
     check_calibration_data(src)
-    reports = [export_executorch(src, target, atol=atol)]
+    reports = [export_executorch(src, target, atol=atol, max_batch=max_batch)]
     record(target.parent, reports[0])
-    reports.append(export_executorch(src, int8_target, calib=calibration_for(src, calib_size)))
+    reports.append(export_executorch(src, int8_target, calib=calibration_for(src, calib_size), max_batch=max_batch))
     record(int8_target.parent, reports[1])
     return reports
 

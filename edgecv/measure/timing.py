@@ -46,7 +46,9 @@ class Subject:
     rounds: dict[int, list[np.ndarray]] = field(default_factory=dict)  # batch size -> per-round call times (ns)
 
     def runs(self, b: int) -> bool:
-        return not self.loaded.fixed_batch or self.loaded.fixed_batch == b
+        if self.loaded.fixed_batch:
+            return self.loaded.fixed_batch == b
+        return b <= (self.loaded.max_batch or b)
 
 
 def time_interleaved(subjects: list[Subject], opts: BenchOptions, progress=None) -> None:

@@ -56,6 +56,7 @@ class Loaded:
     run_prepared: Callable[[Any], Any]  # the timed call: runs and waits for the device
     fetch: Callable[[Any], np.ndarray]  # the timed call's result -> numpy logits
     fixed_batch: int | None = None
+    max_batch: int | None = None  # the largest batch a dynamic-batch model takes (an ExecuTorch program's bound)
     handle: Any = None  # the runtime's own object: an onnxruntime.InferenceSession, a torch module
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -64,7 +65,9 @@ class Loaded:
         return self.fetch(self.run_prepared(self.prepare(x)))
 
     def logits(self, x: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
-        """Logits for any number of inputs, in batches (the model's fixed batch, padded, if it has one)."""
+        """Logits for any number of inputs, in batches (the model's fixed batch, padded, if it has one; at most
+        its ``max_batch``)."""
+        batch = min(batch, self.max_batch or batch)
         if not self.fixed_batch and len(x) <= batch:  # one call: no slicing or copying
             return np.asarray(self.run(x), dtype=np.float32)
         step = self.fixed_batch or batch

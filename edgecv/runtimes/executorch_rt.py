@@ -18,7 +18,8 @@ from edgecv.runtimes.ort import PRECISION
 
 SPEC_METHOD = "edgecv_spec"
 QUANT_METHOD = "edgecv_quantization"
-MAX_BATCH = 256  # the exported programs' dynamic batch bound (edgecv.exporters.executorch); EVAL_BATCH fits
+BOUND_METHOD = "edgecv_max_batch"  # the largest batch the program takes (files without it: MAX_BATCH)
+MAX_BATCH = 256  # the bound of programs exported before they recorded theirs
 
 
 def require_executorch() -> Any:
@@ -42,8 +43,8 @@ def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec 
     try:
         program = Runtime.get().load_program(str(path))
         names = set(program.method_names)
-        meta = {key: str(program.load_method(key).execute([])[0]) for key in (SPEC_METHOD, QUANT_METHOD)
-                if key in names}
+        meta = {key: str(program.load_method(key).execute([])[0])
+                for key in (SPEC_METHOD, QUANT_METHOD, BOUND_METHOD) if key in names}
         method = program.load_method("forward")
     except Exception as exc:  # the runtime raises RuntimeError/ValueError with its own codes
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -51,10 +52,11 @@ def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec 
     resolved = resolve_spec(str(path), {SPEC_KEY: meta[SPEC_METHOD]} if SPEC_METHOD in meta else {}, None, spec)
     spec = resolved.spec
     quant = json.loads(meta[QUANT_METHOD]) if QUANT_METHOD in meta else {}
+    bound = int(meta.get(BOUND_METHOD, MAX_BATCH))
 
     def prepare(x: np.ndarray) -> Any:
-        if len(x) > MAX_BATCH:
-            raise ModelError(f"{path.name} takes batches of at most {MAX_BATCH} images (its export bound), "
+        if len(x) > bound:
+            raise ModelError(f"{path.name} takes batches of at most {bound} images (its export bound), "
                              f"not {len(x)}")
         return torch.from_numpy(np.ascontiguousarray(x))
 
@@ -66,4 +68,5 @@ def load_executorch(path: Path, options: RuntimeOptions | None, spec: ModelSpec 
 
     return settled(Loaded(name="", format="executorch", precision=PRECISION.get(quant.get("method"), "fp32"),
                           provider="cpu", file=Path(path), spec=spec, prepare=prepare, run_prepared=run_prepared,
-                          fetch=fetch, handle=program, details={"delegate": "XNNPACK", **quant}), resolved)
+                          fetch=fetch, handle=program, details={"delegate": "XNNPACK", **quant},
+                          max_batch=bound), resolved)

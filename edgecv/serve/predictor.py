@@ -188,7 +188,7 @@ class Predictor:
 
     def _logits(self, pixels: np.ndarray) -> np.ndarray:
         x = normalise(pixels, self.spec, self._table)
-        return self._model.logits(x) if self._model.fixed_batch else self._model.run(x)
+        return self._model.logits(x) if self._model.fixed_batch or self._model.max_batch else self._model.run(x)
 
     def _row(self, logits: np.ndarray) -> list[float] | np.ndarray:
         """One row of logits as :meth:`_prediction` takes it fastest: a list for a handful of classes."""

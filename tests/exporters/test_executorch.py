@@ -51,8 +51,8 @@ def test_export_writes_pte_files_that_carry_the_spec_and_match_torch(pte_run):
     np.testing.assert_allclose(pte.logits(x), reference, atol=1e-3)
     assert (pte8.logits(x).argmax(1) == reference.argmax(1)).mean() >= 0.95
     assert pte8.file.stat().st_size < 0.5 * pte.file.stat().st_size
-    with pytest.raises(ModelError, match="at most 256 images"):
-        pte.run(np.zeros((257, *pte.spec.input_shape), np.float32))
+    with pytest.raises(ModelError, match="at most 8 images"):  # the default bound
+        pte.run(np.zeros((9, *pte.spec.input_shape), np.float32))
 
 
 def test_eval_and_bench_run_pte_files_beside_onnx_runtime(pte_run, tmp_path):
@@ -86,3 +86,31 @@ def test_executorch_is_refused_in_one_line_without_its_extra(pte_run, monkeypatc
     assert_user_error(invoke("export", pte_run, "--format", "executorch", "--uint8-input"),
                       "--uint8-input and --batch apply to onnx and torchscript")
     assert_user_error(invoke("eval", pte_run / "model.pte", "--provider", "cuda"), "run on the cpu (XNNPACK)")
+
+
+def test_a_batch_bound_is_planned_for_kept_to_and_chunked_around(pte_run, tmp_path):
+    """--max-batch: the program takes batches of at most N (1: a static single-image program), refuses more in
+    one line, and eval and bench work in chunks of N or leave larger batch sizes out."""
+    from edgecv.exporters import load_source
+    from edgecv.exporters.executorch import export_executorch
+    from edgecv.measure.timing import Subject
+
+    source = load_source(pte_run)
+    x = to_model_input(load_dataset("digits", 32, color="L").test.x[:40], source.spec)
+    reference = load_model(pte_run / "model.pte")
+    assert reference.max_batch == 8  # the default bound
+    for bound in (4, 1):
+        path = tmp_path / f"b{bound}.pte"
+        report = export_executorch(source, path, max_batch=bound)
+        assert report.passed and report.batch == (f"dynamic (1-{bound})" if bound > 1 else "1")
+        pte = load_model(path)
+        assert pte.max_batch == bound
+        with pytest.raises(ModelError, match=f"at most {bound} images"):
+            pte.run(np.zeros((bound + 1, *pte.spec.input_shape), np.float32))
+        np.testing.assert_allclose(pte.logits(x), reference.logits(x), atol=1e-4)  # in chunks of the bound
+        subject = Subject(pte, np.zeros((8, 1, 32, 32), np.uint8))
+        assert subject.runs(bound) and not subject.runs(bound + 1)
+    proc = invoke("export", pte_run, "--format", "onnx", "--max-batch", "8", "--out", tmp_path / "m.onnx")
+    assert_user_error(proc, "--max-batch applies to --format executorch")
+    assert_user_error(invoke("export", pte_run, "--format", "executorch", "--max-batch", "0"),
+                      "--max-batch must be at least 1")
