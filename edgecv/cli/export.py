@@ -124,11 +124,7 @@ def export_cmd(
         from edgecv.exporters import default_path, load_source, record, require_calibration_data
 
         formats, fixed, chosen_opset = _checked_options(fmt, out_path, opset, batch, uint8_input, atol, exporter,
-                                                        calib_size)
-        if max_batch is not None and fmt != "executorch":
-            raise EdgecvError("--max-batch applies to --format executorch; ONNX and TorchScript files take any batch")
-        if max_batch is not None and max_batch < 1:
-            raise EdgecvError(f"--max-batch must be at least 1, got {max_batch}")
+                                                        calib_size, max_batch)
         adopting = _adopting(source, model)
         stated = flags.stated()
         given = {"--weights": weights, "--weights-meta": weights_meta, "--data": data,
@@ -228,7 +224,7 @@ def _check_writable(target: Path) -> None:
 
 
 def _checked_options(fmt: str, out_path: Path | None, opset: int | None, batch: str, uint8_input: bool, atol: float,
-                     exporter: str, calib_size: int) -> tuple[list[str], int | None, int]:
+                     exporter: str, calib_size: int, max_batch: int | None) -> tuple[list[str], int | None, int]:
     """The formats to write, the fixed batch (None: dynamic) and the opset, or a one-line error before any
     model is loaded."""
     from edgecv.exporters import DEFAULT_OPSET, FORMATS, OPTIONAL_FORMATS, check_opset
@@ -238,10 +234,14 @@ def _checked_options(fmt: str, out_path: Path | None, opset: int | None, batch: 
         raise EdgecvError(f"--format must be onnx, torchscript, all or executorch, got {fmt!r}")
     if calib_size < 1:
         raise EdgecvError(f"--calib-size must be at least 1, got {calib_size}")
+    if max_batch is not None and fmt != "executorch":
+        raise EdgecvError("--max-batch applies to --format executorch; ONNX and TorchScript files take any batch")
     if fmt == "executorch":
-        from edgecv.exporters.executorch import require_executorch
+        from edgecv.exporters.executorch import check_bound, require_executorch
 
         require_executorch()
+        if max_batch is not None:
+            check_bound(max_batch)
         if uint8_input or fixed_batch_given(batch):
             raise EdgecvError("--uint8-input and --batch apply to onnx and torchscript; a .pte takes float "
                               "NCHW input with a dynamic batch")

@@ -54,6 +54,12 @@ from edgecv.runtimes.executorch_rt import (
 DEFAULT_BOUND = 8
 
 
+def check_bound(max_batch: int) -> None:
+    """A batch bound a program can have, or a one-line error."""
+    if max_batch < 1:
+        raise EdgecvError(f"--max-batch must be at least 1, got {max_batch}")
+
+
 def lower(module: torch.nn.Module, spec: ModelSpec, example: torch.Tensor, *, dynamic: bool = True,
           calib: np.ndarray | None = None) -> bytes:
     """The ``.pte`` bytes of ``module`` lowered to XNNPACK, carrying ``spec``; int8 when ``calib`` (model-ready
@@ -98,8 +104,7 @@ def export_executorch(source: Source, out: Path, *, calib: np.ndarray | None = N
     It takes batches of up to ``max_batch`` images, and its memory is planned for that many. Nothing is left
     at ``out`` on failure."""
 
-    if max_batch < 1:
-        raise EdgecvError(f"--max-batch must be at least 1, got {max_batch}")
+    check_bound(max_batch)
     start = time.perf_counter()
     module, spec = exportable(source, uint8_input=False)
     example = example_input(spec, max_batch)  # XNNPACK's buffers take the example's batch as their capacity

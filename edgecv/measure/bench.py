@@ -86,7 +86,8 @@ def _memory(loaded: Loaded, options: RuntimeOptions, opts: BenchOptions,
     c, h, w = loaded.spec.input_shape
     shape = (h, w, c) if loaded.spec.layout == "NHWC" else (c, h, w)
     first = loaded.fixed_batch or 1
-    big = loaded.fixed_batch or min(max(opts.batch_sizes), loaded.max_batch or max(opts.batch_sizes))
+    largest = max(opts.batch_sizes)
+    big = loaded.fixed_batch or min(largest, loaded.max_batch or largest)
     try:
         return measure_isolated(loaded.file, asdict(options), shape, loaded.spec.dtype, first, big,
                                 spec_json=loaded.spec.to_json())

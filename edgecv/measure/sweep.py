@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from edgecv.measure.types import BenchOptions, VariantResult
 
 
-def setting_label(threads: int | None, hint: str | None = None, requests: int = 1) -> str:
-    """A sweep setting in words: '2 threads', 'default threads', 'OpenVINO THROUGHPUT, 2 streams'."""
+def setting_label(threads: int | None, hint: str | None = None, requests: int | None = 1) -> str:
+    """A sweep setting in words: '2 threads', 'default threads', 'OpenVINO THROUGHPUT, 2 streams' (just
+    'OpenVINO THROUGHPUT' before its streams are known)."""
     if hint == "THROUGHPUT":
+        if requests is None:
+            return "OpenVINO THROUGHPUT"
         return f"OpenVINO THROUGHPUT, {requests} stream{'s' if requests != 1 else ''}"
     return f"{threads} thread{'s' if threads != 1 else ''}" if threads else "default threads"
 
@@ -62,7 +65,7 @@ def time_settings(jobs: list[tuple[Path, RuntimeOptions]], names: list[str], raw
     for setting in settings:
         hint = setting.get("openvino_hint")
         chosen = [k for k, (_, options) in enumerate(jobs) if hint is None or options.runtime == "openvino"]
-        label = setting_label(setting["threads"], hint, 0 if hint else 1)
+        label = setting_label(setting["threads"], hint, None)  # OpenVINO names its streams once it has loaded
         progress(f"sweep: loading every variant at {label}")
         subjects = [Subject(load_model(jobs[k][0], replace(jobs[k][1], **setting), facts), raws[k]) for k in chosen]
         time_interleaved(subjects, replace(opts, latency=False), lambda msg, t=label: progress(f"sweep, {t}: {msg}"))
