@@ -35,7 +35,7 @@ from edgecv.core.facts import Stated
 from edgecv.core.metrics import agreement
 from edgecv.measure.endtoend import describe, sample_photo, time_end_to_end
 from edgecv.measure.evaluate import load_split, score, spec_notes
-from edgecv.measure.memprobe import measure_isolated
+from edgecv.measure.memprobe import measure_isolated, need_of, start_probe_servers
 from edgecv.measure.sweep import points_of, settings_for, time_settings, within_budget
 from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
@@ -122,7 +122,10 @@ def bench(models: list[Path], options: RuntimeOptions | None = None, opts: Bench
     for m in map(Path, models):
         files.extend(_runnable(variants_in(m), report) if m.is_dir() else [m])
     where = _Where(data, data_root, keep_going, stream, facts, label_map)
-    scored = _load_and_score(_jobs(files, options, runtimes, report), opts, report, progress, where)
+    jobs = _jobs(files, options, runtimes, report)
+    if opts.isolate:  # their imports go on while the variants load and score
+        start_probe_servers({need_of(path, o.runtime) for path, o in jobs})
+    scored = _load_and_score(jobs, opts, report, progress, where)
     if opts.isolate:
         _probe_memory(scored, options, opts, report, progress)
     time_interleaved(scored.subjects, opts, progress)
