@@ -197,6 +197,7 @@ def _load_and_score(jobs: list[tuple[Path, RuntimeOptions]], opts: BenchOptions,
             f"scoring {n}: {done:,}/{total:,} images"))
         name = _unique(loaded.name + (" uint8-input" if loaded.spec.dtype == "uint8" else ""), scored.rows)
         scored.probs[name], scored.right[name] = probs, probs.argmax(1) == split.y
+        report.scores[name] = (metrics, probs)
         scored.subjects.append(Subject(loaded, split.head(max(opts.batch_sizes))))
         scored.jobs.append((path, job_options))
         scored.rows.append(VariantResult(

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from edgecv.core import stats
 from edgecv.core.errors import EdgecvError
@@ -93,9 +95,12 @@ class BenchReport:
     # with several --threads: every variant x setting x batch size (see edgecv.measure.sweep.points_of)
     sweep: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA
+    # in memory only: each variant's metrics suite and class probabilities on the split it was scored on, so
+    # that a report made in the same process (edgecv pipeline) does not score the same files again
+    scores: dict[str, tuple[dict[str, Any], np.ndarray]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(replace(self, scores={}))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchReport:

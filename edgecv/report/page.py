@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,13 @@ class Table:
 @dataclass
 class Figure:
     name: str  # file name under plots/, without .png
-    png: bytes
+    png: bytes | Future[bytes]  # a Future while a worker draws it (edgecv.report.drawing)
     caption: str
+
+
+def drawn(png: bytes | Future[bytes]) -> bytes:
+    """A figure's PNG bytes, waiting for its worker if it is still being drawn."""
+    return png.result() if isinstance(png, Future) else png
 
 
 @dataclass
@@ -133,6 +139,7 @@ def write_pages(folder: Path, title: str, subtitle: str, sections: list[Section]
     files = RunDir(folder)
     figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
     for fig in figures:
+        fig.png = drawn(fig.png)
         write_bytes(files.plots / f"{fig.name}.png", fig.png)
     write_text(files.report_md, to_markdown(title, subtitle, sections))
     write_text(files.report_html, to_html(title, subtitle, sections))

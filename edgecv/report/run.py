@@ -24,6 +24,7 @@ from edgecv.explain import activation_figure, activations, grad_cam, load_explai
 from edgecv.measure.evaluate import load_split, score
 from edgecv.report import figures
 from edgecv.report.cells import end_to_end_table, fmt_bytes, paired_text, with_interval
+from edgecv.report.drawing import draw, drawing
 from edgecv.report.page import BuiltReport, Figure, Section, Table, write_pages
 from edgecv.rundir import ONNX_FP32, RunDir
 from edgecv.runtimes import RuntimeOptions, load_model
@@ -50,9 +51,11 @@ class Scored:
 
 
 def build_report(run_dir: Path | str, data_root: str | None = None, samples: int = 24, explain: int = 6,
-                 progress: Callable[[str], None] | None = None, trust_code: bool = False) -> BuiltReport:
+                 progress: Callable[[str], None] | None = None, trust_code: bool = False,
+                 scores: dict[str, tuple[dict[str, Any], np.ndarray]] | None = None) -> BuiltReport:
     """Write RUN_DIR/report.html, report.md and plots/*.png (``trust_code``: rebuild a user's module that
-    changed since the run began)."""
+    changed since the run began). ``scores``: what bench scored each variant on the test split in this
+    process (:attr:`BenchReport.scores`), used instead of scoring those files again."""
     run_dir = Path(run_dir)
     progress = progress or (lambda _m: None)
     files = RunDir(run_dir)
@@ -64,21 +67,19 @@ def build_report(run_dir: Path | str, data_root: str | None = None, samples: int
         raise EdgecvError(f"{run_dir} has no {', '.join(missing)}; run edgecv pipeline to make them all")
     run = _read_run(run_dir)
     progress("scoring every variant on the test split")
-    scored, split = _score_variants(run_dir, run["bench"], data_root, trust_code)
+    scored, split = _score_variants(run_dir, run, data_root, trust_code, scores or {})
     labels = list(run["spec"].labels)
     progress("drawing figures")
-    sections = [
-        _summary(run, scored),
-        _training(run),
-        _variants(run, scored),
-        _per_class(labels, scored, run["bench"]["reference"]),
-        _confusion(labels, scored, run["bench"]["reference"]),
-        _calibration(scored, run["bench"]["reference"], split.y, run["metrics"].get("calibration")),
-        _samples(labels, scored, split, run["bench"]["reference"], samples),
-        _explanations(run_dir, labels, split, explain, trust_code),
-        _environment(run["bench"]),
-    ]
-    return _write(run_dir, run, sections)
+    reference = run["bench"]["reference"]
+    with drawing():  # the figures are drawn by workers while the sections (and Grad-CAM) are made
+        sections = [
+            _summary(run, scored), _training(run), _variants(run, scored),
+            _per_class(labels, scored, reference), _confusion(labels, scored, reference),
+            _calibration(scored, reference, split.y, run["metrics"].get("calibration")),
+            _samples(labels, scored, split, reference, samples),
+            _explanations(run_dir, labels, split, explain, trust_code), _environment(run["bench"]),
+        ]
+        return _write(run_dir, run, sections)
 
 
 def _read_run(run_dir: Path) -> dict[str, Any]:
@@ -105,16 +106,22 @@ def _variant_file(run_dir: Path, recorded: str) -> Path:
     raise EdgecvError(f"bench.json lists {recorded}, which is no longer in {run_dir}; run edgecv bench again")
 
 
-def _score_variants(run_dir: Path, bench: dict[str, Any], data_root: str | None, trust_code: bool):
+def _score_variants(run_dir: Path, run: dict[str, Any], data_root: str | None, trust_code: bool,
+                    known: dict[str, tuple[dict[str, Any], np.ndarray]]):
+    """Every variant's metrics and probabilities on the test split: ``known`` ones as given, the rest scored
+    here; each is written to the run's eval records."""
     scored, split = [], None
-    for v in bench["variants"]:
+    for v in run["bench"]["variants"]:
         path = _variant_file(run_dir, v["file"])
         openvino = v.get("format") == "openvino"  # the same ONNX file on OpenVINO's runtime: its own row
-        loaded = load_model(path, RuntimeOptions(runtime="openvino" if openvino else "onnxruntime",
-                                                 trust_code=trust_code))
         if split is None:
-            split = load_split(path, loaded.spec, None, data_root)
-        metrics, probs = score(loaded, split)
+            split = load_split(path, run["spec"], None, data_root)
+        if v["name"] in known and len(known[v["name"]][1]) == len(split.y):
+            metrics, probs = known[v["name"]]
+        else:
+            loaded = load_model(path, RuntimeOptions(runtime="openvino" if openvino else "onnxruntime",
+                                                     trust_code=trust_code))
+            metrics, probs = score(loaded, split)
         scored.append(Scored(v["name"], path, v, metrics, probs))
         write_json(RunDir(run_dir).eval_record(path, "openvino" if openvino else "onnxruntime"),
                    {"model": str(path), "variant": v["name"], "data": split.name, "split": "test",
@@ -159,12 +166,12 @@ def _summary(run: dict[str, Any], scored: list[Scored]) -> Section:
 def _training(run: dict[str, Any]) -> Section:
     history = run["history"]
     best = min(history, key=lambda r: r["val_loss"])
-    fig = figures.training_curves(history, f"{run['config']['model']} on {run['config']['data']}: train against "
-                                           "validation per epoch")
+    fig = draw(figures.training_curves, history, f"{run['config']['model']} on {run['config']['data']}: train "
+               "against validation per epoch")
     text = (f"{len(history)} epochs; the lowest validation loss ({best['val_loss']:.4f}) came at epoch "
             f"{int(best['epoch'])}, with validation accuracy {_pct(best['val_acc'])}. Training metrics are taken "
             "on the augmented training batches as they were trained.")
-    return Section("training", "Training", [text, Figure("training", figures.png(fig), "Loss, accuracy, macro "
+    return Section("training", "Training", [text, Figure("training", fig, "Loss, accuracy, macro "
                                                          "precision and macro recall per epoch.")])
 
 
@@ -197,12 +204,12 @@ def _variants(run: dict[str, Any], scored: list[Scored]) -> Section:
         Table(headers, rows, classes),
         *_end_to_end_blocks(bench, variants),
         *_method_lines(bench),
-        Figure("accuracy_latency", figures.png(figures.accuracy_latency(variants)),
+        Figure("accuracy_latency", draw(figures.accuracy_latency, variants),
                "Test accuracy against p50 latency; blue points are on the Pareto front."),
-        Figure("size_latency", figures.png(figures.size_latency(variants)), "File size against p50 latency."),
+        Figure("size_latency", draw(figures.size_latency, variants), "File size against p50 latency."),
     ]
     if bench.get("sweep"):
-        blocks.append(Figure("sweep", figures.png(figures.sweep(bench["sweep"])),
+        blocks.append(Figure("sweep", draw(figures.sweep, bench["sweep"]),
                              "Images/s against the p99 latency of one call, per variant and setting (threads, "
                              "OpenVINO's THROUGHPUT hint) across the batch sizes (edgecv bench --threads 1,2)."))
     if bench.get("within_budget"):
@@ -252,26 +259,26 @@ def _per_class(labels: list[str], scored: list[Scored], reference: str) -> Secti
         classes.append(css)
     change = np.array([[100 * (s.metrics["per_class"][i]["f1"] - ref_f1[i]) for s in others]
                        for i in range(len(labels))]) if others else np.zeros((len(labels), 1))
-    fig = figures.f1_change(labels, [s.name for s in others] or [ref.name], change)
+    fig = draw(figures.f1_change, labels, [s.name for s in others] or [ref.name], change)
     changed = int((np.abs(change) > 1e-9).sum())
     return Section("per-class", "Per class", [
         f"Precision / recall / F1 per class on the test split. Cells are green where a variant's F1 is above "
         f"{ref.name}'s and red where it is below; {changed} class-variant pairs differ.",
         Table(["class", *(s.name for s in [ref, *others])], rows, classes),
-        Figure("f1_change", figures.png(fig), f"F1 change against {ref.name} per class, in percentage points."),
+        Figure("f1_change", fig, f"F1 change against {ref.name} per class, in percentage points."),
     ])
 
 
 def _confusion(labels: list[str], scored: list[Scored], reference: str) -> Section:
     ref, int8 = _by_name(scored, reference), _int8(scored, reference)
     a, b = np.array(ref.metrics["confusion_matrix"]), np.array(int8.metrics["confusion_matrix"])
-    fig = figures.confusions(labels, [(ref.name, a), (int8.name, b)], f"{int8.name} minus {ref.name}")
+    fig = draw(figures.confusions, labels, [(ref.name, a), (int8.name, b)], f"{int8.name} minus {ref.name}")
     pairs = []
     for (i, j), _ in np.ndenumerate(a):
         if i != j and (a[i, j] or b[i, j]):
             pairs.append((int(a[i, j] + b[i, j]), labels[i], labels[j], int(a[i, j]), int(b[i, j])))
     pairs.sort(key=lambda p: -p[0])
-    blocks: list[Any] = [Figure("confusion", figures.png(fig), f"Confusion matrices of {ref.name} and "
+    blocks: list[Any] = [Figure("confusion", fig, f"Confusion matrices of {ref.name} and "
                                 f"{int8.name} on the test split, and their difference (rows: true class).")]
     if pairs:
         blocks += ["The most-confused pairs:",
@@ -305,7 +312,7 @@ def _temperature_blocks(calib: dict[str, Any] | None) -> list[Any]:
         Table(["split", "images", "NLL before -> after", "ECE before -> after"], rows),
         *(["T stopped at its bound (1/4 or 4): the validation split has too few mistakes to place it, so the "
            "scores may still be over- or under-confident."] if calib.get("at_bound") else []),
-        Figure("reliability_temperature", figures.png(figures.reliability(curves)),
+        Figure("reliability_temperature", draw(figures.reliability, curves),
                "Test-split reliability of the raw scores and of the calibrated ones."),
     ]
 
@@ -320,9 +327,9 @@ def _calibration(scored: list[Scored], reference: str, y: np.ndarray, calib: dic
         *_temperature_blocks(calib),
         "Expected calibration error (15 bins) and mean top-1 probability on right and on wrong answers.",
         Table(["variant", "ECE", "accuracy", "confidence when right", "confidence when wrong"], rows),
-        Figure("reliability", figures.png(figures.reliability(curves)),
+        Figure("reliability", draw(figures.reliability, curves),
                "Reliability diagram: accuracy against confidence per bin; the dashed line is perfect calibration."),
-        Figure("confidence", figures.png(figures.confidence_histogram(ref.name, ref.probs.max(1), right)),
+        Figure("confidence", draw(figures.confidence_histogram, ref.name, ref.probs.max(1), right),
                f"{ref.name}: how confident it is on right and wrong answers."),
     ])
 
@@ -333,29 +340,29 @@ def _samples(labels: list[str], scored: list[Scored], split: Any, reference: str
     pick = np.sort(np.random.default_rng(0).choice(len(y), size=min(count, len(y)), replace=False))
     pred = ref.predicted
     caps = [f"true {labels[y[i]]}\npred {labels[pred[i]]} {ref.probs[i].max():.0%}" for i in pick]
-    grid = figures.image_grid(split.images(pick), caps, [bool(pred[i] == y[i]) for i in pick],
-                              f"{len(pick)} random test images, predicted by {ref.name} (green right, red wrong)")
+    grid = draw(figures.image_grid, split.images(pick), caps, [bool(pred[i] == y[i]) for i in pick],
+                f"{len(pick)} random test images, predicted by {ref.name} (green right, red wrong)")
     mistakes = [(float(s.probs[i].max()), s.name, i) for s in scored for i in np.flatnonzero(s.predicted != y)]
     mistakes.sort(key=lambda m: -m[0])
-    blocks: list[Any] = [Figure("samples", figures.png(grid), "Random test images with true and predicted labels.")]
+    blocks: list[Any] = [Figure("samples", grid, "Random test images with true and predicted labels.")]
     if mistakes:
         top = mistakes[:16]
         owner = {s.name: s for s in scored}
         caps = [f"{name}\ntrue {labels[y[i]]}\npred {labels[owner[name].predicted[i]]} {conf:.0%}"
                 for conf, name, i in top]
-        gallery = figures.image_grid(split.images([i for _, _, i in top]), caps, [False] * len(top),
-                                     "The most confident mistakes, over every variant")
+        gallery = draw(figures.image_grid, split.images([i for _, _, i in top]), caps, [False] * len(top),
+                       "The most confident mistakes, over every variant")
         blocks += [f"{len(mistakes)} wrong answers over {len(scored)} variants; the most confident ones:",
-                   Figure("mistakes", figures.png(gallery), "The most confident mistakes and the variant that made "
+                   Figure("mistakes", gallery, "The most confident mistakes and the variant that made "
                                                             "each.")]
     else:
         order = np.argsort(ref.probs.max(1))[:16]
         caps = [f"true {labels[y[i]]}\npred {labels[pred[i]]} {ref.probs[i].max():.0%}" for i in order]
-        gallery = figures.image_grid(split.images(order), caps, [True] * len(order),
-                                     f"No variant makes a mistake: {ref.name}'s least confident answers instead")
+        gallery = draw(figures.image_grid, split.images(order), caps, [True] * len(order),
+                       f"No variant makes a mistake: {ref.name}'s least confident answers instead")
         blocks += [f"No variant gets any of the {len(y)} test images wrong, so there are no mistakes to show; "
                    f"these are {ref.name}'s least confident answers.",
-                   Figure("mistakes", figures.png(gallery), "The least confident (right) answers.")]
+                   Figure("mistakes", gallery, "The least confident (right) answers.")]
     return Section("samples", "Samples", blocks)
 
 
@@ -368,14 +375,14 @@ def _explanations(run_dir: Path, labels: list[str], split: Any, count: int, trus
         return Section("explanations", "Explanations", [f"No Grad-CAM or feature maps: {exc}."])
     blocks: list[Any] = [
         f"Grad-CAM at {cams.layer} (the last convolution) for the predicted class, from the trained torch model.",
-        Figure("gradcam", figures.png(overlay_figure(cams, labels, split.y[pick])),
+        Figure("gradcam", draw(overlay_figure, cams, labels, split.y[pick]),
                "Test images (top) and their Grad-CAM overlays (bottom)."),
     ]
     maps = activations(model, spec, split.images(pick[:1]))
     names = list(maps)
     for name in dict.fromkeys([names[0], names[len(names) // 2], names[-1]]):
         blocks.append(Figure(f"maps_{name.replace('.', '_')}",
-                             figures.png(activation_figure(name, maps[name], split.images(pick[:1])[0])),
+                             draw(activation_figure, name, maps[name], split.images(pick[:1])[0]),
                              f"Feature maps of {name} for the first image above."))
     return Section("explanations", "Explanations", blocks)
 

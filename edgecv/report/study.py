@@ -22,6 +22,7 @@ from edgecv.measure.types import BenchReport
 from edgecv.report import figures
 from edgecv.report import study_figures as sf
 from edgecv.report.cells import fmt_bytes, paired_text, with_interval
+from edgecv.report.drawing import draw, drawing
 from edgecv.report.page import Figure, Links, Section, Table, write_pages
 from edgecv.rundir import STUDY_FILE, RunDir
 
@@ -81,31 +82,26 @@ def build_study_report(study_dir: Path | str):
                                                 "answer": record.get("answer")})
     labels = next(iter(runs.values()))["metrics"]["per_class"]
     labels = [c["label"] for c in labels]
-    sections = [
-        _summary(record, runs, rows),
-        _table(rows, record),
-        _tradeoff(rows, colors),
-        Section("training", "Training", [
-            "Every model's curves on the same axes; each model's own report has its per-epoch details.",
-            Figure("training_overlay", sf.png(sf.training_overlay({m: r["history"] for m, r in runs.items()}, colors)),
-                   "Loss (log scale), accuracy, macro precision and macro recall per epoch.")]),
-        _per_class(runs, labels),
-        _calibration(runs),
-        Section("confusion", "Confusion matrices", [
-            Figure("confusion_models", sf.png(sf.confusion_grid(
-                labels, [(m, np.array(r["metrics"]["confusion_matrix"])) for m, r in runs.items()])),
-                "Each model's confusion matrix on the test split (the trained torch model, rows: true class).")]),
-        Section("models", "Each model's report", [
-            Links([(f"{m}: {r['config']['epochs']} epochs, its variants, Grad-CAM and samples",
-                    f"{r['folder']}/report.html")
-                   for m, r in runs.items()])]),
-        _environment(runs),
-    ]
-    names = ", ".join(record["models"])
-    title = f"edgecv study: {record.get('name') or names} on {record['data']}"
-    subtitle = (f"Study folder {study_dir}: {names}, one run folder each. Every number below was measured on those "
-                "runs' files.")
-    return write_pages(study_dir, title, subtitle, sections)
+    with drawing():  # the figures are drawn by workers while the sections are made
+        sections = [
+            _summary(record, runs, rows),
+            _table(rows, record),
+            _tradeoff(rows, colors),
+            _training(runs, colors),
+            _per_class(runs, labels),
+            _calibration(runs),
+            _confusions(runs, labels),
+            Section("models", "Each model's report", [
+                Links([(f"{m}: {r['config']['epochs']} epochs, its variants, Grad-CAM and samples",
+                        f"{r['folder']}/report.html")
+                       for m, r in runs.items()])]),
+            _environment(runs),
+        ]
+        names = ", ".join(record["models"])
+        title = f"edgecv study: {record.get('name') or names} on {record['data']}"
+        subtitle = (f"Study folder {study_dir}: {names}, one run folder each. Every number below was measured on those "
+                    "runs' files.")
+        return write_pages(study_dir, title, subtitle, sections)
 
 
 def _summary(record: dict[str, Any], runs: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> Section:
@@ -168,16 +164,30 @@ def _table(rows: list[dict[str, Any]], record: dict[str, Any]) -> Section:
 def _tradeoff(rows: list[dict[str, Any]], colors: dict[str, str]) -> Section:
     batches = sorted({b for r in rows for b in r["throughput"]}, key=int)
     blocks: list[Any] = [
-        Figure("study_accuracy_latency", sf.png(sf.accuracy_latency(rows, colors)),
+        Figure("study_accuracy_latency", draw(sf.accuracy_latency, rows, colors),
                "Test accuracy against batch-1 p50 latency for every model and format, with 95% intervals; the line "
                "is the Pareto front across all of them, and only its rows are named (the table names every row)."),
-        Figure("study_size_latency", sf.png(sf.size_latency(rows, colors)),
+        Figure("study_size_latency", draw(sf.size_latency, rows, colors),
                "File size against p50 latency; the rows of the Pareto front are named."),
     ]
     if batches:
-        blocks.append(Figure("study_throughput", sf.png(sf.throughput_accuracy(rows, colors, batches[-1])),
+        blocks.append(Figure("study_throughput", draw(sf.throughput_accuracy, rows, colors, batches[-1]),
                              f"Test accuracy against images/s at batch {batches[-1]}."))
     return Section("trade-off", "Accuracy, latency, size and throughput", blocks)
+
+
+def _training(runs: dict[str, dict[str, Any]], colors: dict[str, str]) -> Section:
+    return Section("training", "Training", [
+        "Every model's curves on the same axes; each model's own report has its per-epoch details.",
+        Figure("training_overlay", draw(sf.training_overlay, {m: r["history"] for m, r in runs.items()}, colors),
+               "Loss (log scale), accuracy, macro precision and macro recall per epoch.")])
+
+
+def _confusions(runs: dict[str, dict[str, Any]], labels: list[str]) -> Section:
+    matrices = [(m, np.array(r["metrics"]["confusion_matrix"])) for m, r in runs.items()]
+    return Section("confusion", "Confusion matrices", [
+        Figure("confusion_models", draw(sf.confusion_grid, labels, matrices),
+               "Each model's confusion matrix on the test split (the trained torch model, rows: true class).")])
 
 
 def _per_class(runs: dict[str, dict[str, Any]], labels: list[str]) -> Section:
@@ -186,7 +196,7 @@ def _per_class(runs: dict[str, dict[str, Any]], labels: list[str]) -> Section:
     return Section("per-class", "Per class", [
         "F1 per class of each trained model on the test split. The weakest class of each: "
         + ", ".join(f"{m}: {label}" for label, m in worst) + ".",
-        Figure("f1_models", sf.png(sf.f1_grid(list(runs), labels, f1)), "F1 per class (rows: models).")])
+        Figure("f1_models", draw(sf.f1_grid, list(runs), labels, f1), "F1 per class (rows: models).")])
 
 
 def _calibration(runs: dict[str, dict[str, Any]]) -> Section:
@@ -205,7 +215,7 @@ def _calibration(runs: dict[str, dict[str, Any]]) -> Section:
         "Each model's temperature was fitted on its validation split; test-split ECE and NLL before and after it "
         "(the exported files apply it).",
         Table(["model", "temperature", "test ECE before -> after", "test NLL before -> after"], rows),
-        Figure("reliability_models", figures.png(figures.reliability(curves)),
+        Figure("reliability_models", draw(figures.reliability, curves),
                "Reliability of each model's calibrated scores on the test split.")])
 
 

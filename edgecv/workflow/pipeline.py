@@ -169,7 +169,8 @@ def _bench(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
 
 
 def _report(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
-    built = build_report(run_dir, data_root=opts.data_root)
+    scores = result.bench.scores if result.bench is not None else None  # bench ran in this process
+    built = build_report(run_dir, data_root=opts.data_root, scores=scores)
     return f"{built.html} and {built.markdown.name}, {built.figures} figures"
 
 
