@@ -97,7 +97,7 @@ def parse_models(text: str) -> tuple[str | None, list[str]]:
 
     text = text.strip()
     if text in STUDIES:
-        return text, list(STUDIES.get(text))
+        return text, list(STUDIES.get(text).models)
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise EdgecvError("--model needs a zoo model, a comma-separated list of them, or a study name")
@@ -146,7 +146,8 @@ def _study(name: str | None, models: list[str], out_dir: Path | None, shared, co
     with StatusLine("") as status:
         show = _stage_printer(status)
         study = run_study(StudyOptions(models=models, name=name, out=out_dir, constraints=constraints,
-                                       **shared.shared()), reporter,
+                                       model_epochs=STUDIES.get(name).epochs if name else {}, **shared.shared()),
+                          reporter,
                           lambda model, i, n, m: show(f"{model:<12} " + (f"[{i}/{len(STAGES)}] " if i else "")
                                                       + f"{n:<8} {m}", m == "running"))
     print_study(study)

@@ -43,7 +43,7 @@ def models_cmd(
         out.print(table)
 
         out.print("studies (edgecv pipeline --model NAME): " + "; ".join(
-            f"{name} = {', '.join(models)}" for name, models in STUDIES.items()), soft_wrap=True)
+            f"{name} = {study.describe()}" for name, study in STUDIES.items()), soft_wrap=True)
 
     run_guarded(body)
 

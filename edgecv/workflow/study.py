@@ -31,6 +31,7 @@ class StudyOptions(RunOptions):
 
     models: list[str] = field(default_factory=list)
     name: str | None = None  # the study's name when one was asked for by name
+    model_epochs: dict[str, int] = field(default_factory=dict)  # a named study's own epochs; --epochs overrides
     out: Path | None = None  # default runs/study-<name or models>-<data>
     constraints: Constraints = field(default_factory=Constraints)
 
@@ -105,6 +106,7 @@ def run_study(opts: StudyOptions, reporter: Any = None,
     for model in opts.models:
         run_dir = study_dir / plain_model_name(model)  # a plain folder name: torchvision-resnet18, net-build
         popts = PipelineOptions(model=model, out=run_dir, **opts.shared())
+        popts.epochs = popts.epochs or opts.model_epochs.get(model)
         try:
             result = run_pipeline(popts, reporter, lambda i, n, m, model=model: on_stage(model, i, n, m))
         except EdgecvError as exc:
@@ -130,6 +132,7 @@ def _write_record(study_dir: Path, opts: StudyOptions, result: StudyResult) -> N
     """study.json: what was asked, how each model fared, the front and the answer (the report reads it)."""
     write_json(study_dir / STUDY_FILE, {
         "name": opts.name, "data": opts.data, "models": opts.models, "epochs": opts.epochs,
+        "model_epochs": opts.model_epochs,
         "provider": opts.provider, "constraints": asdict(opts.constraints),
         "outcomes": [{"model": o.model, "run_dir": o.run_dir.name, "ok": o.ok, "error": o.error}
                      for o in result.outcomes],

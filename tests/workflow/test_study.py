@@ -141,4 +141,19 @@ def test_a_named_study_expands_to_its_models():
 
     assert parse_models("regularisation") == ("regularisation", ["cnn", "cnn-dropout", "cnn-bn"])
     assert parse_models(" lenet5 , mlp ") == (None, ["lenet5", "mlp"])
-    assert set(STUDIES.get("quick")) == {"mlp", "lenet5", "cnn-bn"}
+    assert set(STUDIES.get("quick").models) == {"mlp", "lenet5", "cnn-bn"}
+
+
+def test_a_named_study_trains_each_model_for_its_own_epochs_and_epochs_overrides_them(tmp_path):
+    from edgecv.core.errors import EdgecvError
+    from edgecv.workflow.study import StudyOptions, run_study
+
+    quick = invoke("models", check=True).stdout
+    assert "quick = mlp (15 epochs), lenet5 (15 epochs), cnn-bn (8 epochs)" in " ".join(quick.split())
+    asked = {"models": ["mlp"], "model_epochs": {"mlp": 2}, "out": tmp_path / "s", "seconds": 0.05, "isolate": False}
+    first = run_study(StudyOptions(**asked))
+    assert json.loads((first.outcomes[0].run_dir / "config.json").read_text())["epochs"] == 2
+    again = run_study(StudyOptions(**asked))  # the study's own epochs again: nothing is redone
+    assert all(not s.ran for s in again.outcomes[0].stages)
+    with pytest.raises(EdgecvError, match=r"epochs 2 \(asked: 1\)"):  # --epochs is every model's
+        run_study(StudyOptions(**asked, epochs=1))
