@@ -37,7 +37,7 @@ from edgecv.measure.endtoend import describe, sample_photo, time_end_to_end
 from edgecv.measure.evaluate import load_split, score, spec_notes
 from edgecv.measure.memprobe import measure_isolated, need_of, start_probe_servers
 from edgecv.measure.sweep import points_of, settings_for, time_settings, within_budget
-from edgecv.measure.timing import Subject, summarise_timing, time_interleaved
+from edgecv.measure.timing import WARM_AT_LEAST, Subject, summarise_timing, time_interleaved
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport, VariantResult
 from edgecv.measure.verdicts import fp16_note, fp16_pays, pareto_front, profile_command, recommend, slower_notes
 from edgecv.modeldata import data_source
@@ -275,7 +275,8 @@ def _method(rows: list[VariantResult], opts: BenchOptions, env: dict[str, Any], 
                     "images, the same for every variant; 95% Wilson intervals; McNemar's exact test against the "
                     "reference on the images where exactly one of the two is right",
         "latency": f"{opts.rounds} interleaved rounds (shuffled order) of {opts.seconds / opts.rounds * 1e3:.0f} ms "
-                   f"per variant and batch size after {opts.warmup} warm-up calls; {env.get('threads')} threads; "
+                   f"per variant and batch size after {opts.warmup} warm-up calls (at least {WARM_AT_LEAST}, as many "
+                   f"as fit in one round's slice); {env.get('threads')} threads; "
                    f"95% bootstrap intervals over rounds; faster means the 95% interval of the paired speed ratio "
                    f"is at or above {opts.min_speedup:g}x",
         "memory": ("each variant in a fresh process: peak resident memory of creating the session and running "

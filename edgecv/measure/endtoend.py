@@ -15,12 +15,14 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from edgecv.core import stats
+from edgecv.measure.timing import warm_up
 from edgecv.serve.predictor import STAGES, Predictor
 
 PHOTO_SIZE = (640, 480)  # (width, height) of the photo the app is handed
@@ -65,8 +67,7 @@ def time_end_to_end(predictors: list[Predictor], photo: bytes, rounds: int, seco
     progress = progress or (lambda _msg: None)
     paths = [_Path(p) for p in predictors]
     for p in paths:
-        for _ in range(warmup):
-            p.predictor.predict(photo)
+        warm_up(partial(p.predictor.predict, photo), warmup, seconds / rounds)
     rng = np.random.default_rng(1)
     slice_ns = 0 if iters else int(seconds / rounds * 1e9 / 2)
     least = max(min_calls, -(-iters // rounds)) if iters else min_calls

@@ -19,7 +19,7 @@ class BenchOptions:
     """What to measure and for how long."""
 
     batch_sizes: tuple[int, ...] = (1, 8, 64)
-    warmup: int = 10  # untimed calls per variant before each batch size's rounds
+    warmup: int = 10  # untimed calls per variant before each batch size's rounds (at least 3, then within a slice)
     iters: int | None = None  # timed calls per variant and batch size; None: as many as fit in ``seconds``
     seconds: float = 1.0  # timed seconds per variant and batch size, split over the rounds
     rounds: int = 10  # interleaved rounds; the intervals resample them

@@ -18,6 +18,7 @@ from edgecv.core.errors import EdgecvError
 from edgecv.core.fsutil import write_json
 from edgecv.exporters import default_path, export_onnx, export_torchscript, load_source, record
 from edgecv.measure.bench import bench
+from edgecv.measure.memprobe import start_probe_servers
 from edgecv.measure.types import SCHEMA, BenchOptions, BenchReport
 from edgecv.quantize import QuantizeOptions, quantize
 from edgecv.report.run import build_report
@@ -25,6 +26,8 @@ from edgecv.rundir import STAGES, RunDir, run_name
 from edgecv.runtimes import RuntimeOptions
 from edgecv.train import TrainConfig, resume, train
 from edgecv.workflow.options import RunOptions
+
+PROBED = {"torch", "onnxruntime"}  # what bench's probes of a run's checkpoint, TorchScript and ONNX files import
 
 
 @dataclass
@@ -113,6 +116,8 @@ def run_pipeline(opts: PipelineOptions, reporter: Any = None,
             on_stage(i, name, "current, skipped")
             continue
         stale = True  # every later stage reads what this one writes
+        if name == "export" and opts.isolate:  # bench will run: its probe servers import while export and
+            start_probe_servers(PROBED)  # quantize run (while training, they slowed it as much as they saved)
         on_stage(i, name, "running")
         start = time.perf_counter()
         summary = _RUNNERS[name](run_dir, opts, reporter, result, same_run and not opts.force)

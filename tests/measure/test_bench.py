@@ -162,3 +162,14 @@ def test_the_sweep_figure_draws_a_line_per_variant_and_thread_setting():
     lines = fig.axes[0].get_lines()
     assert len(lines) == 4 and all(len(line.get_xdata()) == 3 for line in lines)
     assert figures.png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_slow_call_is_warmed_up_three_times_and_a_fast_one_as_often_as_asked():
+    import time as clock
+
+    from edgecv.measure.timing import WARM_AT_LEAST, warm_up
+
+    slow, fast = [], []
+    warm_up(lambda: (slow.append(1), clock.sleep(0.02)), 10, 0.01)  # past the slice after its first call
+    warm_up(lambda: fast.append(1), 10, 5.0)
+    assert len(slow) == WARM_AT_LEAST == 3 and len(fast) == 10
