@@ -109,7 +109,8 @@ def bench_cmd(
                                  help="Engines for the ONNX files, comma-separated: every file gets a row on each "
                                       "(onnxruntime, openvino), e.g. --runtimes onnxruntime,openvino."),
     batch_sizes: str = typer.Option("1,8,64", "--batch-sizes", help="Batch sizes for throughput."),
-    warmup: int = typer.Option(10, "--warmup", help="Untimed calls before each measurement."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed calls before each measurement (past 3, only as many "
+                                                     "as fit in one round's slice)."),
     iters: int = typer.Option(None, "--iters",
                               help="Timed calls per variant and batch size [default: as many as fit in --seconds]."),
     seconds: float = typer.Option(1.0, "--seconds",

@@ -1,16 +1,18 @@
 """A model's own memory and cold start, measured in a fresh process of its own.
 
-A process that has imported torch, or loaded other variants, measures them too. So ``measure_isolated`` starts
-``python -m edgecv.measure.memprobe`` for one file: it imports the runtime the file needs, makes the input, notes its
-resident memory (the baseline), then times creating the session and the first batch-1 inference, runs the
-largest batch too, and reports the peak resident memory of that work less the baseline (Linux resets the
-peak through /proc/self/clear_refs). On CUDA it adds the device memory the process holds (NVML, which
-includes the CUDA context). One JSON object goes to stdout.
+A process that has imported torch, or loaded other variants, measures them too. So ``measure_isolated`` probes
+each file in a process of its own, forked on Linux from a probe server that has imported the file's runtime
+(:class:`ProbeServer`), elsewhere a new ``python -m edgecv.measure.memprobe``: it imports the runtime the file
+needs, makes the input, notes its resident memory (the baseline), then times creating the session and the
+first batch-1 inference, runs the largest batch too, and reports the peak resident memory of that work less
+the baseline (Linux resets the peak through /proc/self/clear_refs). On CUDA it adds the device memory the
+process holds (NVML, which includes the CUDA context). One JSON object comes back.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -30,6 +32,7 @@ from edgecv.core.spec import ModelSpec
 from edgecv.runtimes import RuntimeOptions, load_model, runtime_for  # imported before the baseline
 
 TIMEOUT_S = 600
+CLOSE_S = 10  # a server still importing when its caller ends has this long to see its stdin close
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _CHUNK = 2048  # pagemap entries read at a time (16 kB)
 FORKS = sys.platform.startswith("linux")  # fork is safe and /proc resets the peak: the probe server
@@ -229,12 +232,21 @@ class ProbeServer:
         return json.loads(line)
 
     def close(self, kill: bool = False) -> None:
+        """End the server: its stdin closes, and it is killed when ``kill`` or when it has not ended soon after."""
         if kill and self.alive():
-            os.killpg(self._proc.pid, signal.SIGKILL)  # the server's session: it and the child it forked
+            self._kill()
         for stream in (self._proc.stdin, self._proc.stdout):
             if stream is not None:
                 stream.close()
-        self._proc.wait()
+        try:
+            self._proc.wait(timeout=CLOSE_S)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            self._proc.wait()
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)  # the server's session: it and the child it forked
 
 
 _servers: dict[str, ProbeServer] = {}
@@ -260,7 +272,7 @@ def start_probe_servers(needs: set[str]) -> None:
 @atexit.register
 def _close_servers() -> None:
     for server in _servers.values():
-        server.close(kill=not server.alive())
+        server.close()
 
 
 def serve(need: str) -> int:

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from edgecv.report.figures import png
@@ -20,12 +21,26 @@ MAX_WORKERS = 4  # a report has 10 to 16 figures
 _pool: ProcessPoolExecutor | None = None
 
 
-def draw(make: Callable[..., Any], *args: Any) -> bytes | Future[bytes]:
+class Pending:
+    """A figure a worker is drawing; :meth:`result` waits for its PNG bytes, and draws it here if the worker
+    died (killed for memory, say)."""
+
+    def __init__(self, make: Callable[..., Any], args: tuple[Any, ...], future: Future[bytes]):
+        self._make, self._args, self._future = make, args, future
+
+    def result(self) -> bytes:
+        try:
+            return self._future.result()
+        except BrokenProcessPool:
+            return png(self._make(*self._args))
+
+
+def draw(make: Callable[..., Any], *args: Any) -> bytes | Pending:
     """``png(make(*args))``, in a worker while :func:`drawing` is on, else now. ``make`` is a module-level figure
     function (a worker finds it by name) and ``args`` plain data."""
     if _pool is None:
         return png(make(*args))
-    return _pool.submit(_drawn, make, args)
+    return Pending(make, args, _pool.submit(_drawn, make, args))
 
 
 def _drawn(make: Callable[..., Any], args: tuple[Any, ...]) -> bytes:

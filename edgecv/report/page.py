@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import html
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from edgecv.core.fsutil import write_bytes, write_text
 from edgecv.rundir import RunDir
@@ -40,16 +40,22 @@ class Table:
     classes: list[list[str]] | None = None  # a CSS class per cell: "", "up", "down", "best"
 
 
+class Drawing(Protocol):
+    """A figure still being drawn (edgecv.report.drawing.Pending)."""
+
+    def result(self) -> bytes: ...
+
+
 @dataclass
 class Figure:
     name: str  # file name under plots/, without .png
-    png: bytes | Future[bytes]  # a Future while a worker draws it (edgecv.report.drawing)
+    png: bytes | Drawing  # Drawing while a worker draws it (edgecv.report.drawing)
     caption: str
 
 
-def drawn(png: bytes | Future[bytes]) -> bytes:
+def drawn(png: bytes | Drawing) -> bytes:
     """A figure's PNG bytes, waiting for its worker if it is still being drawn."""
-    return png.result() if isinstance(png, Future) else png
+    return png if isinstance(png, bytes) else png.result()
 
 
 @dataclass

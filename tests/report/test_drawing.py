@@ -4,14 +4,13 @@ bytes as in this process, with a figure function's error raised here."""
 from __future__ import annotations
 
 import io
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from edgecv.report import figures
-from edgecv.report.drawing import draw, drawing
+from edgecv.report.drawing import Pending, draw, drawing
 from edgecv.report.page import drawn
 
 
@@ -44,7 +43,7 @@ def test_figures_drawn_by_workers_are_the_bytes_drawn_here_and_their_errors_are_
     here = draw(figures.f1_change, *args)
     with drawing():
         pending = draw(figures.f1_change, *args)
-        assert isinstance(pending, Future)
+        assert isinstance(pending, Pending)
         assert drawn(pending) == here
         with pytest.raises(KeyError):
             drawn(draw(figures.reliability, [("onnx fp32", [{"count": 1}], 0.1)]))  # a bin without its figures
