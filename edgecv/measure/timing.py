@@ -38,8 +38,8 @@ WARM_AT_LEAST = 3  # untimed calls a slow call gets before its rounds, however l
 
 def warm_up(call: Callable[[], Any], calls: int, seconds: float) -> None:
     """``calls`` untimed calls, or past the first :data:`WARM_AT_LEAST` only as many as fit in ``seconds`` (one
-    round's slice): a call of tens of milliseconds is warm after three, and ten of them were a tenth of a
-    2-core AMD EPYC's whole bench of cnn-bn at batch 64."""
+    round's slice): a call of tens of milliseconds is warm after three (cnn-bn's int8-dynamic file at batch 64
+    takes 38 ms a call on a 2-core Intel Xeon, and a slower CPU takes longer)."""
     deadline = time.perf_counter_ns() + int(seconds * 1e9)
     for i in range(calls):
         if i >= WARM_AT_LEAST and time.perf_counter_ns() > deadline:
