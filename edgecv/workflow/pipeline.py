@@ -116,8 +116,6 @@ def run_pipeline(opts: PipelineOptions, reporter: Any = None,
             on_stage(i, name, "current, skipped")
             continue
         stale = True  # every later stage reads what this one writes
-        if name == "export" and opts.isolate:  # bench will run: its probe servers import while export and
-            start_probe_servers(PROBED)  # quantize run (while training, they slowed it as much as they saved)
         on_stage(i, name, "running")
         start = time.perf_counter()
         summary = _RUNNERS[name](run_dir, opts, reporter, result, same_run and not opts.force)
@@ -147,6 +145,8 @@ def _train(run_dir: Path, opts: PipelineOptions, reporter: Any, result: Pipeline
 
 
 def _export(run_dir: Path, opts: PipelineOptions, reporter: Any, result: PipelineResult, same_run: bool) -> str:
+    if opts.isolate:  # bench runs after this stage: its probe servers import while export and quantize run
+        start_probe_servers(PROBED)  # (started before training, they slowed it as much as they saved)
     src = load_source(run_dir)
     worst = 0.0
     for fmt, export in (("onnx", export_onnx), ("torchscript", export_torchscript)):
